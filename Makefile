@@ -1,0 +1,34 @@
+# tinyspeech-tf: every target creates or reuses the local virtualenv first.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: install test lint zoo firmware-check bench-frontend clean
+
+$(STAMP): setup.cfg pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+test: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(PY) -m pytest -q
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+
+zoo: $(STAMP)
+	$(VENV)/bin/tinyspeech zoo
+
+firmware-check: $(STAMP)
+	$(PY) -m pytest -q -m firmware tests
+
+bench-frontend: $(STAMP)
+	$(VENV)/bin/tinyspeech bench-frontend
+
+clean:
+	rm -rf build .pytest_cache

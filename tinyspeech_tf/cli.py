@@ -1,0 +1,52 @@
+"""The ``tinyspeech`` console script.
+
+Each sub-command lives in its own module exposing ``add_arguments(parser)`` and
+``run(args) -> int``; modules are imported only when their command runs, so ``--help`` stays
+fast and TensorFlow loads only when needed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from tinyspeech_tf.errors import UserError
+
+# name -> (module, one-line help)
+COMMANDS: dict[str, tuple[str, str]] = {
+    "zoo": ("tinyspeech_tf.zoo_report", "table of zoo models: params, MACs, ops, bytes, arena"),
+    "bench-frontend": (
+        "tinyspeech_tf.frontend_bench",
+        "front-end parity and speed: Python vs C features, oracle accuracy",
+    ),
+    "dataset": ("tinyspeech_tf.dataset_cli", "datasets: generate the offline synthetic set, inspect"),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="tinyspeech", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name, (module, help_text) in COMMANDS.items():
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        p.set_defaults(_module=module)
+        # Arguments are declared by the module itself; import is cheap for argparse-only code.
+        importlib.import_module(module).add_arguments(p)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(importlib.import_module(args._module).run(args) or 0)
+    except UserError as err:
+        print(f"tinyspeech {args.command}: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"tinyspeech {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
