@@ -1,4 +1,4 @@
-"""tinyspeech-tf: TinySpeech attention-condenser keyword spotting for Keras, int8 TFLite and TFLM."""
+"""tinyspeech-tf: TinySpeech attention-condenser keyword spotting for Keras, TFLite and TFLM."""
 
 import os
 

@@ -5,8 +5,9 @@ before this package, ``tf.keras`` may already be Keras 3, while ``tf_keras`` is 
 the flavour tensorflow-model-optimization needs.
 """
 
-import tinyspeech_tf  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
 import os
+
+import tinyspeech_tf  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 

@@ -20,7 +20,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "tinyspeech_tf.frontend_bench",
         "front-end parity and speed: Python vs C features, oracle accuracy",
     ),
-    "dataset": ("tinyspeech_tf.dataset_cli", "datasets: generate the offline synthetic set, inspect"),
+    "dataset": ("tinyspeech_tf.dataset_cli", "make the offline synthetic set; inspect datasets"),
 }
 
 

@@ -1,0 +1,106 @@
+"""AttentionCondenser: shapes, serialisation, both F modes, gradients, TFLM op contract."""
+
+import numpy as np
+import pytest
+
+from tinyspeech_tf._compat import keras, tf
+from tinyspeech_tf.layers import AttentionCondenser
+from tinyspeech_tf.quantize import CONDENSER_OPS, convert_int8, op_set
+
+
+def _apply(layer, shape, seed=0):
+    x = np.random.default_rng(seed).standard_normal((2, *shape)).astype(np.float32)
+    return x, layer(x).numpy()
+
+
+@pytest.mark.parametrize("shape", [(49, 10, 4), (25, 5, 3), (7, 3, 2), (8, 8, 5)])
+@pytest.mark.parametrize("f_mode", ["multiply", "residual"])
+@pytest.mark.parametrize("embedding", ["conv", "depthwise"])
+def test_output_shape_equals_input_shape(shape, f_mode, embedding):
+    c = shape[-1]
+    layer = AttentionCondenser((2 * c, 3), f_mode=f_mode, embedding=embedding)
+    _, y = _apply(layer, shape)
+    assert y.shape == (2, *shape)
+    assert np.all(np.isfinite(y))
+
+
+@pytest.mark.parametrize("f_mode", ["multiply", "residual"])
+def test_f_modes_match_their_formulas(f_mode):
+    """V' = V*A*S or V + V*A*S, with A the nearest-resized attention map."""
+    layer = AttentionCondenser((4, 4), f_mode=f_mode, scale_init=0.7)
+    x, y = _apply(layer, (7, 5, 3))
+    a = layer.attention(tf.constant(x)).numpy()  # (2, 4, 3, 3): A * S, condensed
+    assert a.shape == (2, 4, 3, 3)
+    # Half-pixel nearest neighbour, as tf.image.resize does it.
+    rows = np.minimum(((np.arange(7) + 0.5) * 4 / 7).astype(int), 3)
+    cols = np.minimum(((np.arange(5) + 0.5) * 3 / 5).astype(int), 2)
+    a_full = a[:, rows][:, :, cols]
+    expected = x * a_full if f_mode == "multiply" else x + x * a_full
+    np.testing.assert_allclose(y, expected, rtol=1e-5, atol=1e-6)
+
+
+def test_scale_to_zero_limits():
+    """As S -> 0 the multiply mode silences V and the residual mode passes V through."""
+    x = np.random.default_rng(1).standard_normal((1, 9, 5, 2)).astype(np.float32)
+    mul = AttentionCondenser((2, 2), f_mode="multiply", scale_init=0.0)
+    res = AttentionCondenser((2, 2), f_mode="residual", scale_init=0.0)
+    np.testing.assert_allclose(mul(x).numpy(), 0.0, atol=1e-7)
+    np.testing.assert_allclose(res(x).numpy(), x, atol=1e-7)
+
+
+@pytest.mark.parametrize("kwargs", [
+    {"embed_channels": (6, 3), "pool_size": 2, "f_mode": "residual"},
+    {"embed_channels": (4, 5), "pool_size": (3, 2), "embedding": "depthwise",
+     "use_batch_norm": True, "kernel_size": 5},
+])
+def test_get_config_round_trip(kwargs, tmp_path):
+    inputs = keras.Input((49, 10, 2))
+    outputs = AttentionCondenser(**kwargs, name="ac")(inputs)
+    model = keras.Model(inputs, outputs)
+    layer = model.get_layer("ac")
+    clone = AttentionCondenser.from_config(layer.get_config())
+    assert clone.get_config() == layer.get_config()
+    path = tmp_path / "m.keras"
+    model.save(path)
+    loaded = keras.models.load_model(path)
+    x = np.random.default_rng(2).standard_normal((3, 49, 10, 2)).astype(np.float32)
+    np.testing.assert_allclose(loaded(x).numpy(), model(x).numpy(), rtol=1e-6, atol=1e-6)
+    assert isinstance(loaded.get_layer("ac"), AttentionCondenser)
+
+
+def test_invalid_arguments_are_rejected():
+    with pytest.raises(ValueError, match="f_mode"):
+        AttentionCondenser((2, 2), f_mode="add")
+    with pytest.raises(ValueError, match="embedding"):
+        AttentionCondenser((2, 2), embedding="dense")
+    with pytest.raises(ValueError, match="multiple"):
+        AttentionCondenser((5, 2), embedding="depthwise")(np.zeros((1, 4, 4, 2), np.float32))
+
+
+@pytest.mark.parametrize("f_mode", ["multiply", "residual"])
+def test_gradients_reach_scale_and_embedding(f_mode):
+    layer = AttentionCondenser((4, 3), f_mode=f_mode, use_batch_norm=True)
+    x = tf.constant(np.random.default_rng(3).standard_normal((4, 9, 6, 2)), tf.float32)
+    with tf.GradientTape(persistent=True) as tape:
+        loss = tf.reduce_sum(tf.square(layer(x, training=True) - 1.0))
+    watched = {"scale": [layer.scale], "embed1": layer.embed1.trainable_weights,
+               "embed2": layer.embed2.trainable_weights,
+               "project": layer.project.trainable_weights}
+    for key, weights in watched.items():
+        assert weights, key
+        for weight, grad in zip(weights, tape.gradient(loss, weights), strict=True):
+            assert grad is not None, weight.name
+            assert float(tf.reduce_max(tf.abs(grad))) > 0, weight.name
+    names = [w.name for w in layer.trainable_weights]
+    assert any("embed1" in n for n in names), names  # sub-layer weights keep their scope
+
+
+@pytest.mark.parametrize("f_mode", ["multiply", "residual"])
+def test_converts_to_condenser_ops_only(f_mode):
+    """Odd sizes (49x5) must not bring SHAPE/TILE/EXPAND_DIMS chains into the graph."""
+    inputs = keras.Input((49, 5, 4))
+    model = keras.Model(inputs, AttentionCondenser((4, 4), f_mode=f_mode)(inputs))
+    rep = np.random.default_rng(4).standard_normal((8, 49, 5, 4)).astype(np.float32)
+    ops = op_set(convert_int8(model, rep, allowed_ops=CONDENSER_OPS))
+    assert "RESIZE_NEAREST_NEIGHBOR" in ops and "LOGISTIC" in ops
+    assert ("ADD" in ops) == (f_mode == "residual")

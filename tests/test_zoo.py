@@ -1,0 +1,126 @@
+"""The zoo: budgets against the paper, and every model int8-converted and run in TFLM."""
+
+import functools
+import json
+
+import numpy as np
+import pytest
+
+from tinyspeech_tf import profile, quantize, tflm, zoo
+from tinyspeech_tf._compat import keras
+from tinyspeech_tf.cli import main
+from tinyspeech_tf.errors import UserError
+from tinyspeech_tf.layers import AttentionCondenser
+
+ALL = ["tinyspeech_x", "tinyspeech_y", "tinyspeech_z", "tinyspeech_m", "tiny_conv", "ds_cnn"]
+TINYSPEECH = ALL[:4]
+
+
+@functools.cache
+def converted(name: str) -> tuple[keras.Model, bytes]:
+    model = zoo.get(name)
+    rep = quantize.random_representative(model.input_shape[1:], count=32, seed=1)
+    return model, quantize.convert_int8(model, rep)
+
+
+def test_registry_names_and_unknown_name():
+    assert zoo.names() == ALL
+    with pytest.raises(UserError, match="unknown model 'nope'.*tinyspeech_m"):
+        zoo.get("nope")
+
+
+def test_builders_take_shape_and_classes():
+    model = zoo.get("tinyspeech_m", input_shape=(49, 12, 1), num_classes=5)
+    assert model.input_shape == (None, 49, 12, 1)
+    assert model.output_shape == (None, 5)
+
+
+@pytest.mark.parametrize("name", TINYSPEECH)
+def test_params_within_ten_percent_and_macs_within_paper(name):
+    model = zoo.get(name)
+    paper = zoo.PAPER[name]
+    assert abs(model.count_params() - paper["params"]) <= 0.10 * paper["params"]
+    assert 0 < profile.total_macs(model) <= paper["macs"]
+
+
+def test_tinyspeech_m_has_no_batch_norm_anywhere():
+    model = zoo.get("tinyspeech_m")
+    condensers = [la for la in model.layers if isinstance(la, AttentionCondenser)]
+    assert len(condensers) == 3 and not any(c.use_batch_norm for c in condensers)
+    assert not any(isinstance(la, keras.layers.BatchNormalization) for la in model.layers)
+    assert not any("batch_normalization" in w.name or "bn" in w.name.split("/")[-2]
+                   for w in model.weights if "/" in w.name)
+    # ... while X/Y/Z do use it.
+    assert any(isinstance(la, keras.layers.BatchNormalization)
+               for la in zoo.get("tinyspeech_x").layers)
+
+
+def test_profile_counts_a_known_conv():
+    inputs = keras.Input((10, 8, 3))
+    x = keras.layers.Conv2D(4, 3, strides=2, padding="same")(inputs)
+    x = keras.layers.DepthwiseConv2D(3, padding="same")(x)
+    outputs = keras.layers.Dense(2)(keras.layers.Flatten()(x))
+    model = keras.Model(inputs, outputs)
+    # conv: 5*4 positions * 4 out * 9 * 3 in; depthwise: 5*4*4 * 9; dense: 80 * 2
+    assert profile.total_macs(model) == 5 * 4 * 4 * 27 + 5 * 4 * 4 * 9 + 80 * 2
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_int8_model_runs_in_tflm_bit_exact(name):
+    model, tflite_bytes = converted(name)
+    ops = quantize.op_set(tflite_bytes)
+    assert set(ops) <= quantize.TFLM_OPS
+    if name in TINYSPEECH:
+        assert set(ops) <= quantize.TINYSPEECH_OPS, ops
+    io = quantize.io_quantization(tflite_bytes)
+    assert io["input_shape"] == [1, 49, 10, 1] and io["output_shape"] == [1, 12]
+    x = np.random.default_rng(7).integers(-128, 128, (20, 49, 10, 1)).astype(np.int8)
+    micro = tflm.run_tflm(tflite_bytes, x)
+    reference = tflm.run_tflite_reference(tflite_bytes, x)
+    assert micro.dtype == np.int8 and micro.shape == (20, 12)
+    np.testing.assert_array_equal(micro, reference)
+    assert len(np.unique(micro.argmax(axis=1))) >= 1
+
+
+def test_tinyspeech_m_fits_its_flash_budget_and_reports_arena():
+    _, tflite_bytes = converted("tinyspeech_m")
+    assert len(tflite_bytes) <= 16 * 1024
+    arena = tflm.arena_bytes(tflite_bytes)
+    assert 1024 < arena < 64 * 1024
+    # The bisection's answer is tight: 64 bytes less does not allocate.
+    with pytest.raises(RuntimeError):
+        with tflm._quiet_native_output():
+            tflm.interpreter(tflite_bytes, arena - 64)
+    tflm.interpreter(tflite_bytes, arena)
+
+
+def test_check_ops_names_ops_outside_tflm():
+    inputs = keras.Input((4, 4, 1))
+    outputs = keras.layers.Lambda(lambda t: keras.backend.tile(t, (1, 2, 1, 1)))(inputs)
+    model = keras.Model(inputs, outputs, name="tiler")
+    rep = np.random.default_rng(0).standard_normal((4, 4, 4, 1)).astype(np.float32)
+    with pytest.raises(UserError, match="tiler uses ops outside the allowed set: TILE"):
+        quantize.convert_int8(model, rep)
+
+
+def test_resolver_method_names():
+    assert quantize.resolver_method("CONV_2D") == "AddConv2D"
+    assert quantize.resolver_method("RESIZE_NEAREST_NEIGHBOR") == "AddResizeNearestNeighbor"
+    assert quantize.resolver_method("SPACE_TO_BATCH_ND") == "AddSpaceToBatchNd"
+    assert quantize.resolver_method("FULLY_CONNECTED") == "AddFullyConnected"
+
+
+def test_cli_zoo_json(capsys):
+    assert main(["zoo", "--json", "--models", "tinyspeech_m", "tiny_conv"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert list(report) == ["tinyspeech_m", "tiny_conv"]
+    for row in report.values():
+        assert set(row) == {"params", "macs", "tflite_bytes", "arena_bytes", "ops"}
+        assert row["tflite_bytes"] > 0 and row["arena_bytes"] > 0
+    assert report["tinyspeech_m"]["params"] == zoo.get("tinyspeech_m").count_params()
+
+
+def test_cli_zoo_unknown_model_is_one_line(capsys):
+    assert main(["zoo", "--models", "bogus"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("tinyspeech zoo: error: unknown model 'bogus'") and "\n" not in err

@@ -1,0 +1,136 @@
+"""Running int8 models the way the board does: the TFLM interpreter for Python.
+
+Accuracy, arena size and bit-exactness are all measured here, so what Python reports is what
+the firmware's TFLM build computes (the host build uses TFLM's reference kernels; boards that
+use CMSIS-NN kernels agree to within rounding).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+import tempfile
+
+import numpy as np
+
+ARENA_SEARCH_LIMIT = 4 << 20  # 4 MiB: more than any KWS model needs
+ARENA_ALIGN = 16
+
+
+@contextlib.contextmanager
+def _quiet_native_output():
+    """Silence what the C++ interpreter prints (failed allocations during the arena search).
+
+    TFLM logs through printf, so redirecting Python's sys.stdout is not enough: the process
+    file descriptors 1 and 2 are pointed at /dev/null for the duration.
+    """
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = os.dup(1), os.dup(2)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 1)
+        os.dup2(devnull, 2)
+        yield
+    finally:
+        os.dup2(saved[0], 1)
+        os.dup2(saved[1], 2)
+        for fd in (*saved, devnull):
+            os.close(fd)
+
+
+def interpreter(tflite_bytes: bytes, arena_size: int | None = None):
+    """A TFLM Python interpreter for the model (all TFLM builtin kernels registered)."""
+    from tflite_micro.python.tflite_micro import runtime
+
+    kwargs = {} if arena_size is None else {"arena_size": int(arena_size)}
+    return runtime.Interpreter.from_bytes(tflite_bytes, **kwargs)
+
+
+def _allocates(tflite_bytes: bytes, arena_size: int) -> bool:
+    try:
+        with _quiet_native_output():
+            interpreter(tflite_bytes, arena_size)
+        return True
+    except RuntimeError:
+        return False
+
+
+def arena_bytes(tflite_bytes: bytes) -> int:
+    """Smallest arena (multiple of 16 bytes) in which TFLM allocates the model, by bisection.
+
+    The TFLM Python binding exposes no "arena used" query, and the allocation succeeds or fails
+    monotonically with the arena size, so a binary search gives the exact minimum. Measured on
+    the 64-bit host: interpreter bookkeeping (eval tensors, node structs) is larger there than
+    on a 32-bit Cortex-M, so the figure is an upper bound for the board.
+    """
+    hi = 1024
+    while not _allocates(tflite_bytes, hi):
+        hi *= 2
+        if hi > ARENA_SEARCH_LIMIT:
+            raise RuntimeError(f"model does not allocate in {ARENA_SEARCH_LIMIT} bytes of arena")
+    lo = 0  # invariant: lo fails (or is 0), hi succeeds
+    while hi - lo > ARENA_ALIGN:
+        mid = (lo + hi) // 2 // ARENA_ALIGN * ARENA_ALIGN
+        if mid <= lo:
+            break
+        if _allocates(tflite_bytes, mid):
+            hi = mid
+        else:
+            lo = mid
+    return hi
+
+
+def allocation_report(tflite_bytes: bytes, arena_size: int | None = None) -> str:
+    """TFLM's own allocation breakdown (``print_allocations``) as text."""
+    interp = interpreter(tflite_bytes, arena_size or arena_bytes(tflite_bytes))
+    with tempfile.TemporaryFile(mode="w+b") as buf:
+        sys.stdout.flush()
+        saved = os.dup(1)
+        try:
+            os.dup2(buf.fileno(), 1)
+            interp.print_allocations()
+        finally:
+            sys.stdout.flush()
+            os.dup2(saved, 1)
+            os.close(saved)
+        buf.seek(0)
+        return buf.read().decode(errors="replace")
+
+
+def run_tflm(tflite_bytes: bytes, inputs: np.ndarray, interp=None) -> np.ndarray:
+    """Invoke the model once per row of ``inputs`` (already int8) in TFLM; stacked outputs."""
+    interp = interp or interpreter(tflite_bytes)
+    outputs = []
+    for row in inputs:
+        interp.set_input(np.ascontiguousarray(row[None, ...]), 0)
+        interp.invoke()
+        outputs.append(np.array(interp.get_output(0))[0])
+    return np.stack(outputs)
+
+
+def run_tflite_reference(tflite_bytes: bytes, inputs: np.ndarray) -> np.ndarray:
+    """Invoke the model in tf.lite with its reference kernels (bit-exact with TFLM).
+
+    tf.lite's default optimised kernels round differently by 1 LSB on some outputs, so the
+    reference resolver is the right baseline for bit-exact checks.
+    """
+    import warnings
+
+    from tinyspeech_tf._compat import tf
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # tf.lite.Interpreter's deprecation notice
+        interp = tf.lite.Interpreter(
+            model_content=tflite_bytes,
+            experimental_op_resolver_type=tf.lite.experimental.OpResolverType.BUILTIN_REF)
+    interp.allocate_tensors()
+    inp = interp.get_input_details()[0]["index"]
+    out = interp.get_output_details()[0]["index"]
+    outputs = []
+    for row in inputs:
+        interp.set_tensor(inp, np.ascontiguousarray(row[None, ...]))
+        interp.invoke()
+        outputs.append(interp.get_tensor(out)[0].copy())
+    return np.stack(outputs)
