@@ -26,6 +26,7 @@ zoo: $(STAMP)
 
 firmware-check: $(STAMP)
 	$(PY) -m pytest -q -m firmware tests
+	$(PY) -m tinyspeech_tf.frontend_c --sizes
 
 bench-frontend: $(STAMP)
 	$(VENV)/bin/tinyspeech bench-frontend

@@ -1,0 +1,222 @@
+/*
+ * kws_frontend.c - streaming MFCC front-end; see kws_frontend.h for the contract.
+ *
+ * The real FFT of length N = KWS_FE_FFT_LENGTH is computed as a complex radix-2 FFT of length
+ * N/2 over z[n] = x[2n] + i*x[2n+1], followed by the standard even/odd split:
+ *   X[k] = E[k] + W_N^k O[k],  E = (Z[k] + conj Z[N/2-k]) / 2,  O = -i (Z[k] - conj Z[N/2-k]) / 2.
+ * Everything is single precision and allocation free.
+ */
+#define KWS_FE_DEFINE_TABLES
+#include "kws_frontend.h"
+
+#include <math.h>
+#include <string.h>
+
+#if (KWS_FE_FFT_LENGTH & (KWS_FE_FFT_LENGTH - 1)) != 0 || KWS_FE_FFT_LENGTH < 4
+#error "KWS_FE_FFT_LENGTH must be a power of two >= 4"
+#endif
+#if KWS_FE_FRAME_LENGTH > KWS_FE_FFT_LENGTH
+#error "KWS_FE_FRAME_LENGTH must not exceed KWS_FE_FFT_LENGTH"
+#endif
+
+#define HALF_FFT (KWS_FE_FFT_LENGTH / 2)
+
+void kws_frontend_init(kws_frontend_t *st)
+{
+    memset(st, 0, sizeof(*st));
+    st->pos = 0;
+    st->needed = KWS_FE_FRAME_LENGTH;
+}
+
+/* In-place complex FFT of HALF_FFT points (interleaved), forward (exp(-2 pi i ...)). */
+static void complex_fft(float *buf)
+{
+    /* bit-reversal permutation */
+    unsigned j = 0;
+    for (unsigned i = 0; i < HALF_FFT - 1u; i++) {
+        if (i < j) {
+            float tr = buf[2 * i], ti = buf[2 * i + 1];
+            buf[2 * i] = buf[2 * j];
+            buf[2 * i + 1] = buf[2 * j + 1];
+            buf[2 * j] = tr;
+            buf[2 * j + 1] = ti;
+        }
+        unsigned bit = HALF_FFT >> 1;
+        while (j & bit) {
+            j ^= bit;
+            bit >>= 1;
+        }
+        j |= bit;
+    }
+    /* butterflies; W_size^m = W_N^(m * N / size) read from the length-N twiddle tables */
+    for (unsigned size = 2; size <= HALF_FFT; size <<= 1) {
+        unsigned half = size >> 1;
+        unsigned stride = KWS_FE_FFT_LENGTH / size;
+        for (unsigned start = 0; start < HALF_FFT; start += size) {
+            for (unsigned m = 0; m < half; m++) {
+                float wr = kws_fe_twiddle_cos[m * stride];
+                float wi = -kws_fe_twiddle_sin[m * stride];
+                float *a = &buf[2 * (start + m)];
+                float *b = &buf[2 * (start + m + half)];
+                float tr = wr * b[0] - wi * b[1];
+                float ti = wr * b[1] + wi * b[0];
+                b[0] = a[0] - tr;
+                b[1] = a[1] - ti;
+                a[0] += tr;
+                a[1] += ti;
+            }
+        }
+    }
+}
+
+/* |rfft(x)| for k = 0..N/2 from the N/2-point complex FFT held in st->work. */
+static void real_split_magnitude(kws_frontend_t *st)
+{
+    const float *z = st->work;
+    st->mag[0] = fabsf(z[0] + z[1]);
+    st->mag[HALF_FFT] = fabsf(z[0] - z[1]);
+    for (unsigned k = 1; k < HALF_FFT; k++) {
+        unsigned c = HALF_FFT - k;
+        float zr = z[2 * k], zi = z[2 * k + 1];
+        float cr = z[2 * c], ci = -z[2 * c + 1]; /* conj Z[N/2-k] */
+        float er = 0.5f * (zr + cr), ei = 0.5f * (zi + ci);
+        /* O = -i (Z - C) / 2 */
+        float or_ = 0.5f * (zi - ci), oi = -0.5f * (zr - cr);
+        float wr = kws_fe_twiddle_cos[k], wi = -kws_fe_twiddle_sin[k];
+        float xr = er + wr * or_ - wi * oi;
+        float xi = ei + wr * oi + wi * or_;
+        st->mag[k] = sqrtf(xr * xr + xi * xi);
+    }
+}
+
+/* Mel, log and DCT of st->mag into out[KWS_FE_NUM_MFCC]. */
+static void mel_log_dct(const kws_frontend_t *st, float *out)
+{
+    float logmel[KWS_FE_NUM_MEL_BINS];
+    for (int m = 0; m < KWS_FE_NUM_MEL_BINS; m++) {
+        const float *w = &kws_fe_mel_weights[kws_fe_mel_offset[m]];
+        const float *s = &st->mag[kws_fe_mel_start[m]];
+        float acc = 0.0f;
+        for (int i = 0; i < (int)kws_fe_mel_count[m]; i++) {
+            acc += s[i] * w[i];
+        }
+        /* mel >= 0, so the offset keeps the log finite even for digital silence */
+        logmel[m] = logf(acc + KWS_FE_LOG_OFFSET);
+    }
+    for (int k = 0; k < KWS_FE_NUM_MFCC; k++) {
+        const float *d = &kws_fe_dct[k * KWS_FE_NUM_MEL_BINS];
+        float acc = 0.0f;
+        for (int m = 0; m < KWS_FE_NUM_MEL_BINS; m++) {
+            acc += d[m] * logmel[m];
+        }
+        out[k] = acc;
+    }
+}
+
+/* FFT + magnitude + mel + log + DCT of the windowed, zero-padded frame in st->work. */
+static void finish_frame(kws_frontend_t *st, float *out)
+{
+    complex_fft(st->work);
+    real_split_magnitude(st);
+    mel_log_dct(st, out);
+}
+
+static const float kInt16Scale = 1.0f / 32768.0f; /* as tf.audio.decode_wav */
+
+void kws_frontend_frame(kws_frontend_t *st, const int16_t *frame, float *out)
+{
+    for (int i = 0; i < KWS_FE_FRAME_LENGTH; i++) {
+        st->work[i] = ((float)frame[i] * kInt16Scale) * kws_fe_window[i];
+    }
+    for (int i = KWS_FE_FRAME_LENGTH; i < KWS_FE_FFT_LENGTH; i++) {
+        st->work[i] = 0.0f;
+    }
+    finish_frame(st, out);
+}
+
+static void frame_from_ring(kws_frontend_t *st, float *out)
+{
+    int p = st->pos; /* oldest sample */
+    for (int i = 0; i < KWS_FE_FRAME_LENGTH; i++) {
+        st->work[i] = ((float)st->ring[p] * kInt16Scale) * kws_fe_window[i];
+        if (++p == KWS_FE_FRAME_LENGTH) {
+            p = 0;
+        }
+    }
+    for (int i = KWS_FE_FRAME_LENGTH; i < KWS_FE_FFT_LENGTH; i++) {
+        st->work[i] = 0.0f;
+    }
+    finish_frame(st, out);
+}
+
+int kws_frontend_push(kws_frontend_t *st, const int16_t *samples, int n, float *out,
+                      int max_frames)
+{
+    int frames = 0;
+    for (int i = 0; i < n; i++) {
+        st->ring[st->pos] = samples[i];
+        if (++st->pos == KWS_FE_FRAME_LENGTH) {
+            st->pos = 0;
+        }
+        if (--st->needed == 0) {
+            st->needed = KWS_FE_FRAME_STEP;
+            if (frames < max_frames) {
+                frame_from_ring(st, out + frames * KWS_FE_NUM_MFCC);
+                frames++;
+            }
+        }
+    }
+    return frames;
+}
+
+void kws_frontend_clip(kws_frontend_t *st, const int16_t *clip, float *out)
+{
+    for (int f = 0; f < KWS_FE_NUM_FRAMES; f++) {
+        kws_frontend_frame(st, clip + f * KWS_FE_FRAME_STEP, out + f * KWS_FE_NUM_MFCC);
+    }
+    kws_frontend_init(st);
+}
+
+void kws_frontend_quantize(const float *in, int n, float scale, int zero_point, int8_t *out)
+{
+    for (int i = 0; i < n; i++) {
+        float v = roundf(in[i] / scale); /* half away from zero, as features.quantize */
+        long q;
+        if (v != v) { /* NaN: zero_point rather than undefined behaviour */
+            q = zero_point;
+        } else if (v > 1000.0f) { /* far out of range: avoid overflow in the cast */
+            q = 127;
+        } else if (v < -1000.0f) {
+            q = -128;
+        } else {
+            q = (long)v + zero_point;
+        }
+        if (q > 127) {
+            q = 127;
+        } else if (q < -128) {
+            q = -128;
+        }
+        out[i] = (int8_t)q;
+    }
+}
+
+void kws_window_init(kws_feature_window_t *win)
+{
+    memset(win, 0, sizeof(*win));
+}
+
+void kws_window_push(kws_feature_window_t *win, const float *frame)
+{
+    if (win->count == KWS_FE_NUM_FRAMES) {
+        memmove(win->data, win->data + KWS_FE_NUM_MFCC,
+                sizeof(float) * (KWS_FE_NUM_FRAMES - 1) * KWS_FE_NUM_MFCC);
+        win->count--;
+    }
+    memcpy(win->data + win->count * KWS_FE_NUM_MFCC, frame, sizeof(float) * KWS_FE_NUM_MFCC);
+    win->count++;
+}
+
+int kws_window_ready(const kws_feature_window_t *win)
+{
+    return win->count == KWS_FE_NUM_FRAMES;
+}
