@@ -1,0 +1,127 @@
+"""The ``tf.data`` input pipeline: batching, shuffling and training-time augmentation.
+
+Why stateless random ops keyed by (seed, epoch, batch): the same seed gives bit-identical
+batches on every run, and ``epoch=k`` rebuilds exactly the k-th epoch, so a resumed training
+run sees the data it would have seen without the interruption. Augmentation follows the TF
+speech_commands example: time shift up to ±100 ms with zero fill, then with probability 0.8 a
+random 1 s cut of a background-noise clip mixed in at a volume uniform in [0, 0.1].
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from tinyspeech_tf.data.protocol import CLIP_SAMPLES, SAMPLE_RATE
+from tinyspeech_tf.data.sources import Split
+from tinyspeech_tf.errors import UserError
+
+# Keeps (seed, epoch, batch) keys distinct for any realistic number of batches per epoch.
+_BATCHES_PER_EPOCH_KEY = 1 << 24
+
+
+@dataclass(frozen=True)
+class AugmentConfig:
+    """Training augmentation settings (defaults: the TF speech_commands example / MLPerf Tiny)."""
+
+    time_shift_ms: float = 100.0
+    background_frequency: float = 0.8
+    background_volume: float = 0.1
+
+    @property
+    def time_shift_samples(self) -> int:
+        return int(round(self.time_shift_ms * SAMPLE_RATE / 1000.0))
+
+
+def _noise_table(background_noise: list[np.ndarray] | None):
+    """Concatenate the noise clips into one tensor plus start/usable-range per clip."""
+    clips = [np.asarray(c, np.float32) for c in (background_noise or [])
+             if len(c) >= CLIP_SAMPLES]
+    if not clips:
+        return None
+    starts = np.cumsum([0] + [len(c) for c in clips[:-1]]).astype(np.int64)
+    spans = np.array([len(c) - CLIP_SAMPLES + 1 for c in clips], dtype=np.int64)
+    return np.concatenate(clips), starts, spans
+
+
+def augment_batch(waves, key, noise_table, config: AugmentConfig = AugmentConfig()):
+    """Augment a batch ``[B, 16000]`` with stateless randomness from ``key`` (int64 ``[2]``).
+
+    ``noise_table`` is ``(flat, starts, spans)`` tensors from the clips, or None for shift only.
+    """
+    from tinyspeech_tf._compat import tf
+
+    batch = tf.shape(waves)[0]
+    k_shift, k_clip, k_off, k_gate, k_vol = tf.unstack(
+        tf.random.experimental.stateless_split(key, num=5))
+    max_shift = config.time_shift_samples
+    if max_shift > 0:
+        shift = tf.random.stateless_uniform([batch], k_shift, minval=-max_shift,
+                                            maxval=max_shift + 1, dtype=tf.int32)
+        padded = tf.pad(waves, [[0, 0], [max_shift, max_shift]])
+        # out[t] = in[t - shift]: positive shift delays the word, the gap is zero-filled.
+        idx = tf.range(CLIP_SAMPLES)[None, :] + (max_shift - shift)[:, None]
+        waves = tf.gather(padded, idx, batch_dims=1)
+    if noise_table is not None and config.background_frequency > 0:
+        flat, starts, spans = noise_table
+        n_clips = tf.shape(starts, out_type=tf.int64)[0]
+        clip = tf.random.stateless_uniform([batch], k_clip, minval=0, maxval=n_clips,
+                                           dtype=tf.int64)
+        frac = tf.random.stateless_uniform([batch], k_off, dtype=tf.float64)
+        offset = tf.cast(tf.floor(frac * tf.cast(tf.gather(spans, clip), tf.float64)), tf.int64)
+        begin = tf.gather(starts, clip) + offset
+        noise = tf.gather(flat, begin[:, None] + tf.range(CLIP_SAMPLES, dtype=tf.int64)[None, :])
+        gate = tf.cast(tf.random.stateless_uniform([batch], k_gate)
+                       < config.background_frequency, tf.float32)
+        volume = tf.random.stateless_uniform([batch], k_vol, maxval=config.background_volume)
+        waves = waves + noise * (gate * volume)[:, None]
+    return tf.clip_by_value(waves, -1.0, 1.0)
+
+
+def make_dataset(split: Split, *, batch_size: int, training: bool,
+                 background_noise: list[np.ndarray] | None = None, seed: int = 0,
+                 epoch: int = 0, epochs: int | None = 1, shuffle: bool | None = None,
+                 augment: AugmentConfig | None = None, drop_remainder: bool = False):
+    """Batched ``(waveform [B, 16000] float32, label [B] int32)`` dataset over a split.
+
+    ``training`` turns on shuffling and augmentation (``augment`` overrides the defaults);
+    validation/test data pass through untouched and in order. ``epoch`` is the first epoch
+    number (for resuming) and ``epochs`` how many to yield (None: repeat forever). Features
+    are not computed here: callers ``.map`` their front-end over the result.
+    """
+    from tinyspeech_tf._compat import tf
+
+    n = len(split)
+    if n == 0:
+        raise UserError(f"the {split.name or 'requested'} split is empty; nothing to batch")
+    if batch_size < 1:
+        raise UserError(f"batch size must be at least 1 (got {batch_size})")
+    shuffle = training if shuffle is None else shuffle
+    config = (augment or AugmentConfig()) if training else None
+    waves = tf.constant(split.waveforms, dtype=tf.float32)
+    labels = tf.constant(split.labels, dtype=tf.int32)
+    table = _noise_table(background_noise) if config is not None else None
+    if table is not None:
+        table = tuple(tf.constant(t) for t in table)
+    seed64 = tf.constant(int(seed), tf.int64)
+
+    def epoch_batches(e):
+        idx = tf.range(n, dtype=tf.int64)
+        if shuffle:
+            idx = tf.random.experimental.stateless_shuffle(idx, seed=tf.stack([seed64, e]))
+        batches = tf.data.Dataset.from_tensor_slices(idx).batch(batch_size, drop_remainder)
+        return batches.enumerate().map(lambda b, i: (e, b, i))
+
+    def load(e, b, idx):
+        x = tf.gather(waves, idx)
+        y = tf.gather(labels, idx)
+        if config is not None:
+            key = tf.stack([seed64, e * _BATCHES_PER_EPOCH_KEY + b])
+            x = augment_batch(x, key, table, config)
+        return x, y
+
+    stop = np.iinfo(np.int64).max if epochs is None else epoch + epochs
+    ds = tf.data.Dataset.range(epoch, stop).flat_map(epoch_batches)
+    ds = ds.map(load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    return ds.prefetch(tf.data.AUTOTUNE)

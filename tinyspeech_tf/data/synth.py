@@ -1,0 +1,352 @@
+"""Offline synthetic keyword set made with espeak-ng: the default dataset when nothing else is.
+
+Why: Speech Commands cannot be downloaded everywhere (CI, air-gapped boxes), yet training and
+export need a labelled 12-class set. espeak-ng voices (8 English accents x 20 voice variants)
+with random rate, pitch, amplitude and intonation give enough variety for a pipeline that
+trains, quantises and deploys end to end. It is *not* a substitute for real speech: accuracy on
+it says little about accuracy on people, so the set is marked synthetic (``SYNTHETIC.txt``,
+``dataset.json``) and should be validated on real clips (``../shared``) when available.
+
+Layout written: ``DIR/{train,val,test}/<label>/*.wav`` (the 12-class layout), split by voice
+so validation and test voices never occur in training. Each clip is a deterministic function
+of (seed, split, label, index), so an interrupted run resumes where it stopped and produces the
+same files; the set is marked complete (``dataset.json``) only at the end.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import shutil
+import subprocess
+import time
+import wave
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from tinyspeech_tf.audio import resample_audio, write_wav
+from tinyspeech_tf.data.protocol import (
+    CLIP_SAMPLES,
+    LABELS,
+    SAMPLE_RATE,
+    SILENCE,
+    UNKNOWN,
+    UNKNOWN_WORDS,
+    write_labels,
+)
+from tinyspeech_tf.data.sources import cut_silence, default_noise_dir, load_noise_dir
+from tinyspeech_tf.errors import UserError
+
+GENERATOR_VERSION = 1
+ACCENTS: tuple[str, ...] = ("en", "en-us", "en-gb-scotland", "en-gb-x-rp", "en-029",
+                            "en-gb-x-gbclan", "en-gb-x-gbcwmd", "en-us-nyc")
+VARIANTS: tuple[str, ...] = ("m1", "m2", "m3", "m4", "m5", "m6", "m7", "m8", "f1", "f2", "f3",
+                             "f4", "f5", "klatt", "klatt2", "klatt3", "croak", "whisper",
+                             "grandma", "grandpa")
+SPLIT_DIRS: tuple[str, ...] = ("train", "val", "test")
+VOICE_FRACTIONS = (0.8, 0.1, 0.1)
+RATE_WPM = (110, 230)        # espeak-ng -s (default 175)
+PITCH = (15, 85)             # espeak-ng -p (default 50)
+AMPLITUDE = (40, 140)        # espeak-ng -a (default 100); peaks roughly 0.2 .. 0.8
+ENDINGS = ("", ".", "!", "?")  # punctuation changes the intonation contour
+NOISE_PROBABILITY = 0.7      # baked-in noise; training adds its own augmentation on top
+NOISE_VOLUME = 0.05
+ESPEAK_RATE = 22050
+DEFAULT_PER_WORD = 400
+DEFAULT_JOBS = 2
+PARTIAL_MARKER = ".synth_partial.json"
+COMPLETE_MARKER = "dataset.json"
+NOISE_DIR_NAME = "_background_noise_"
+
+
+@dataclass(frozen=True)
+class Job:
+    """One clip to generate; everything random about it is drawn from its own seed."""
+
+    split: str
+    label: str
+    index: int
+    seed: int
+    voices: tuple[str, ...]
+
+    def rng(self) -> np.random.Generator:
+        return np.random.default_rng([self.seed, SPLIT_DIRS.index(self.split),
+                                      LABELS.index(self.label), self.index])
+
+    def choices(self) -> dict:
+        """The generation parameters of this clip (word, voice, rate, ...), deterministic."""
+        rng = self.rng()
+        if self.label == SILENCE:
+            return {"rng": rng}
+        word = (UNKNOWN_WORDS[int(rng.integers(len(UNKNOWN_WORDS)))]
+                if self.label == UNKNOWN else self.label)
+        return {
+            "word": word,
+            "voice": self.voices[int(rng.integers(len(self.voices)))],
+            "rate": int(rng.integers(RATE_WPM[0], RATE_WPM[1] + 1)),
+            "pitch": int(rng.integers(PITCH[0], PITCH[1] + 1)),
+            "amplitude": int(rng.integers(AMPLITUDE[0], AMPLITUDE[1] + 1)),
+            "ending": ENDINGS[int(rng.integers(len(ENDINGS)))],
+            "rng": rng,
+        }
+
+    def filename(self) -> str:
+        if self.label == SILENCE:
+            return f"silence_{self.index:05d}.wav"
+        c = self.choices()
+        tag = c["voice"].replace("+", "_")
+        return f"{c['word']}_{tag}_{self.index:05d}.wav"
+
+
+@dataclass
+class SynthReport:
+    """What :func:`synthesize` did, for the CLI and for tests."""
+
+    out: str
+    cached: bool
+    clips: int
+    written: int
+    seconds: float
+    counts: dict[str, dict[str, int]] = field(default_factory=dict)
+    voices: dict[str, int] = field(default_factory=dict)
+    noise: str = ""
+
+
+def espeak_version() -> str:
+    """``espeak-ng --version`` first line, or a UserError saying how to install it."""
+    exe = shutil.which("espeak-ng")
+    if exe is None:
+        raise UserError("espeak-ng is not installed; install it (e.g. `apt-get install "
+                        "espeak-ng`) or give a real dataset folder instead of synthesising one")
+    out = subprocess.run([exe, "--version"], capture_output=True, text=True, check=False)
+    return out.stdout.strip().splitlines()[0] if out.stdout.strip() else "espeak-ng"
+
+
+def split_voices(seed: int) -> dict[str, tuple[str, ...]]:
+    """All accent+variant voices shuffled by ``seed`` and divided 80/10/10 by voice."""
+    voices = [f"{a}+{v}" for a in ACCENTS for v in VARIANTS]
+    order = np.random.default_rng([seed, 7919]).permutation(len(voices))
+    voices = [voices[i] for i in order]
+    n_val = max(1, int(round(len(voices) * VOICE_FRACTIONS[1])))
+    n_test = max(1, int(round(len(voices) * VOICE_FRACTIONS[2])))
+    n_train = len(voices) - n_val - n_test
+    return {"train": tuple(voices[:n_train]),
+            "val": tuple(voices[n_train:n_train + n_val]),
+            "test": tuple(voices[n_train + n_val:])}
+
+
+def split_sizes(per_word: int) -> dict[str, int]:
+    """Clips per label in each split: ``per_word`` for train, an eighth of it for val/test."""
+    small = max(1, int(round(per_word / 8)))
+    return {"train": per_word, "val": small, "test": small}
+
+
+def coloured_noise(seed: int, seconds: float = 30.0) -> list[np.ndarray]:
+    """White, pink and brown noise (RMS 0.1), used when no recorded noise is available."""
+    rng = np.random.default_rng([seed, 104729])
+    n = int(seconds * SAMPLE_RATE)
+    freqs = np.fft.rfftfreq(n, 1.0 / SAMPLE_RATE)
+    freqs[0] = freqs[1]
+    clips = []
+    for exponent in (0.0, 0.5, 1.0):  # amplitude ~ f^-exponent: white, pink, brown
+        spectrum = np.fft.rfft(rng.standard_normal(n)) / freqs ** exponent
+        x = np.fft.irfft(spectrum, n)
+        x = x / (np.sqrt(np.mean(x ** 2)) + 1e-12) * 0.1
+        clips.append(np.clip(x, -1, 1).astype(np.float32))
+    return clips
+
+
+def _speak(c: dict) -> np.ndarray:
+    cmd = ["espeak-ng", "-v", c["voice"], "-s", str(c["rate"]), "-p", str(c["pitch"]),
+           "-a", str(c["amplitude"]), "--stdout", c["word"] + c["ending"]]
+    proc = subprocess.run(cmd, capture_output=True, check=False)
+    if proc.returncode != 0 or len(proc.stdout) < 44:
+        err = proc.stderr.decode(errors="replace").strip()[:160]
+        raise UserError(f"espeak-ng failed for voice {c['voice']} word {c['word']!r} ({err}); "
+                        "check `espeak-ng --voices=en`")
+    with wave.open(io.BytesIO(proc.stdout), "rb") as w:
+        rate = w.getframerate()
+        raw = w.readframes(1 << 30)  # --stdout headers claim a huge length; read what is there
+    samples = np.frombuffer(raw[: len(raw) // 2 * 2], dtype="<i2").astype(np.float32) / 32768.0
+    return resample_audio(samples, rate, SAMPLE_RATE)
+
+
+def _trim(samples: np.ndarray) -> np.ndarray:
+    """Cut espeak's leading/trailing silence, keeping 20 ms around the word."""
+    peak = float(np.max(np.abs(samples))) if samples.size else 0.0
+    if peak == 0.0:
+        return samples[:0]
+    loud = np.nonzero(np.abs(samples) > 0.05 * peak)[0]
+    margin = SAMPLE_RATE // 50
+    return samples[max(0, loud[0] - margin): loud[-1] + margin + 1]
+
+
+def make_clip(job: Job, noise: list[np.ndarray]) -> np.ndarray:
+    """The 1 s float32 clip for ``job``: speech at a random offset plus random noise."""
+    c = job.choices()
+    rng = c["rng"]
+    if job.label == SILENCE:
+        clip, _ = cut_silence(noise, 1, rng)
+        return clip[0]
+    word = _trim(_speak(c))[:CLIP_SAMPLES]
+    clip = np.zeros(CLIP_SAMPLES, dtype=np.float32)
+    offset = int(rng.integers(CLIP_SAMPLES - len(word) + 1))
+    clip[offset:offset + len(word)] = word
+    if noise and rng.random() < NOISE_PROBABILITY:
+        k = int(rng.integers(len(noise)))
+        start = int(rng.integers(len(noise[k]) - CLIP_SAMPLES + 1))
+        clip += noise[k][start:start + CLIP_SAMPLES] * rng.uniform(0.0, NOISE_VOLUME)
+    return np.clip(clip, -1.0, 1.0)
+
+
+def plan(per_word: int, seed: int) -> list[Job]:
+    """Every clip of the set, in a fixed order."""
+    voices = split_voices(seed)
+    sizes = split_sizes(per_word)
+    return [Job(split, label, i, seed, voices[split])
+            for split in SPLIT_DIRS for label in LABELS for i in range(sizes[split])]
+
+
+def _write_json(path: Path, data: dict) -> None:
+    tmp = path.with_name(f"{path.name}.tmp{os.getpid()}")
+    tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
+    os.replace(tmp, path)
+
+
+def _read_json(path: Path) -> dict | None:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def _clear(out: Path) -> None:
+    """Remove a previous (our own) synthetic set's files before regenerating."""
+    for name in (*SPLIT_DIRS, NOISE_DIR_NAME):
+        if (out / name).is_dir():
+            shutil.rmtree(out / name)
+    for name in (COMPLETE_MARKER, "SYNTHETIC.txt", "labels.txt"):
+        (out / name).unlink(missing_ok=True)
+
+
+def _resolve_noise(noise_dir: str | os.PathLike | None, seed: int
+                   ) -> tuple[list[np.ndarray], dict]:
+    if noise_dir is None:
+        noise_dir = default_noise_dir()
+    if noise_dir is not None:
+        clips, paths = load_noise_dir(noise_dir)
+        if not clips:
+            raise UserError(f"{noise_dir}: no 16 kHz wav of at least 1 s to use as noise; "
+                            "give another --noise-dir or none (coloured noise is generated)")
+        files = [{"name": Path(p).name, "samples": int(len(c))} for p, c in zip(paths, clips,
+                                                                                strict=True)]
+        return clips, {"kind": "recorded", "files": files}
+    return coloured_noise(seed), {"kind": "generated", "colours": ["white", "pink", "brown"]}
+
+
+def synthesize(out: str | os.PathLike, *, per_word: int = DEFAULT_PER_WORD, seed: int = 0,
+               noise_dir: str | os.PathLike | None = None, jobs: int = DEFAULT_JOBS,
+               log: Callable[[str], None] = print) -> SynthReport:
+    """Generate (or reuse, or resume) the synthetic 12-class set in ``out``.
+
+    ``per_word`` is the number of training clips per label (val/test get an eighth each).
+    Reuses a complete set with identical parameters, resumes an interrupted one, and
+    regenerates when parameters changed; refuses to write into a folder that is not ours.
+    """
+    if per_word < 1:
+        raise UserError(f"--per-word must be at least 1 (got {per_word})")
+    if jobs < 1:
+        raise UserError(f"--jobs must be at least 1 (got {jobs})")
+    out = Path(out)
+    version = espeak_version()
+    noise, noise_info = _resolve_noise(noise_dir, seed)
+    params = {"generator_version": GENERATOR_VERSION, "per_word": per_word,
+              "split_sizes": split_sizes(per_word), "seed": seed, "noise": noise_info,
+              "espeak_ng": version, "accents": list(ACCENTS), "variants": list(VARIANTS),
+              "sample_rate": SAMPLE_RATE, "rate_wpm": list(RATE_WPM), "pitch": list(PITCH),
+              "amplitude": list(AMPLITUDE), "noise_probability": NOISE_PROBABILITY,
+              "noise_volume": NOISE_VOLUME}
+    all_jobs = plan(per_word, seed)
+    voices = split_voices(seed)
+    counts = {s: {lab: sum(1 for j in all_jobs if j.split == s and j.label == lab)
+                  for lab in LABELS} for s in SPLIT_DIRS}
+
+    done = _read_json(out / COMPLETE_MARKER)
+    partial = _read_json(out / PARTIAL_MARKER)
+    if out.exists() and not out.is_dir():
+        raise UserError(f"{out}: exists and is not a folder; give a folder for --out")
+    complete = done is not None and done.get("complete") and done.get("params") == params
+    if complete and all((out / j.split / j.label / j.filename()).exists() for j in all_jobs):
+        log(f"{out}: already holds a complete synthetic set with these parameters "
+            f"({len(all_jobs)} clips); nothing to do")
+        return SynthReport(str(out), True, len(all_jobs), 0, 0.0, counts,
+                           {s: len(v) for s, v in voices.items()}, noise_info["kind"])
+    if out.is_dir() and any(out.iterdir()) and done is None and partial is None:
+        raise UserError(f"{out}: folder is not empty and holds no synthetic set; give a new or "
+                        "empty folder for --out")
+    if (done is not None and done.get("params") != params) or (
+            partial is not None and partial.get("params") != params):
+        log(f"{out}: parameters differ from the existing set; regenerating")
+        _clear(out)
+    elif partial is not None or complete:
+        log(f"{out}: resuming an interrupted or damaged set")
+
+    out.mkdir(parents=True, exist_ok=True)
+    (out / COMPLETE_MARKER).unlink(missing_ok=True)
+    _write_json(out / PARTIAL_MARKER, {"params": params})
+    for split in SPLIT_DIRS:
+        for label in LABELS:
+            folder = out / split / label
+            folder.mkdir(parents=True, exist_ok=True)
+            for stale in folder.glob("*.tmp*"):  # half-written files of a killed run
+                stale.unlink()
+    todo = [j for j in all_jobs if not (out / j.split / j.label / j.filename()).exists()]
+    if noise_info["kind"] == "generated":
+        (out / NOISE_DIR_NAME).mkdir(exist_ok=True)
+        for name, clip in zip(noise_info["colours"], noise, strict=True):
+            if not (out / NOISE_DIR_NAME / f"{name}_noise.wav").exists():
+                write_wav(out / NOISE_DIR_NAME / f"{name}_noise.wav", clip)
+
+    def run_one(job: Job) -> None:
+        write_wav(out / job.split / job.label / job.filename(), make_clip(job, noise))
+
+    log(f"{out}: generating {len(todo)} of {len(all_jobs)} clips with {jobs} espeak-ng "
+        "processes")
+    start = time.perf_counter()
+    step = max(1, len(todo) // 10)
+    # Threads suffice: the work is in espeak-ng child processes, which run in parallel.
+    pool = ThreadPoolExecutor(max_workers=jobs)
+    try:
+        for i, _ in enumerate(pool.map(run_one, todo), 1):
+            if i % step == 0 or i == len(todo):
+                log(f"  {i}/{len(todo)} clips, {time.perf_counter() - start:.1f} s")
+    except BaseException:
+        # Ctrl-C or an error: drop queued clips (finished ones are whole files) and stop now;
+        # the partial marker stays, so the next run resumes.
+        pool.shutdown(wait=True, cancel_futures=True)
+        raise
+    pool.shutdown()
+    seconds = time.perf_counter() - start
+
+    write_labels(out / "labels.txt")
+    (out / "SYNTHETIC.txt").write_text(
+        "This dataset is SYNTHETIC: every keyword was spoken by the espeak-ng text-to-speech\n"
+        "engine (see dataset.json for voices and parameters), then resampled to 16 kHz,\n"
+        "placed at a random offset in a 1 s clip and mixed with background noise.\n"
+        "Accuracy measured on it does not predict accuracy on human speech; validate on\n"
+        "real recordings (e.g. Speech Commands) before trusting a model.\n"
+        f"Made by `tinyspeech dataset synth --per-word {per_word} --seed {seed}`.\n")
+    _write_json(out / COMPLETE_MARKER, {
+        "synthetic": True, "complete": True, "generator": "tinyspeech_tf.data.synth",
+        "params": params, "labels": list(LABELS), "counts": counts,
+        "voices": {s: list(v) for s, v in voices.items()}, "clips": len(all_jobs),
+        "last_run": {"written": len(todo), "seconds": round(seconds, 2), "jobs": jobs},
+    })
+    (out / PARTIAL_MARKER).unlink(missing_ok=True)
+    return SynthReport(str(out), False, len(all_jobs), len(todo), seconds, counts,
+                       {s: len(v) for s, v in voices.items()}, noise_info["kind"])
