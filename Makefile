@@ -4,7 +4,10 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install test lint zoo firmware-check bench-frontend clean
+.PHONY: install test lint train zoo firmware-check bench-frontend clean
+
+MODEL ?= tinyspeech_m
+DATA ?= synthetic
 
 $(STAMP): setup.cfg pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -20,6 +23,10 @@ test: $(STAMP)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
+
+# Offline by default: DATA=synthetic generates the espeak-ng keyword set once into .cache/.
+train: $(STAMP)
+	$(VENV)/bin/tinyspeech train --model $(MODEL) --data $(DATA) --out runs/$(MODEL)
 
 zoo: $(STAMP)
 	$(VENV)/bin/tinyspeech zoo

@@ -20,6 +20,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "tinyspeech_tf.frontend_bench",
         "front-end parity and speed: Python vs C features, oracle accuracy",
     ),
+    "train": ("tinyspeech_tf.train", "train a zoo model, convert to int8, evaluate in TFLM"),
+    "evaluate": ("tinyspeech_tf.evaluate", "int8 accuracy of a .tflite model in TFLM on a dataset"),
     "dataset": ("tinyspeech_tf.dataset_cli", "make the offline synthetic set; inspect datasets"),
 }
 

@@ -113,7 +113,8 @@ def strip_for_microcontrollers(tflite_bytes: bytes) -> bytes:
 
 
 def convert_int8(model, representative: RepresentativeData, *,
-                 allowed_ops: Iterable[str] | None = TFLM_OPS, strip: bool = True) -> bytes:
+                 allowed_ops: Iterable[str] | None = TFLM_OPS, strip: bool = True,
+                 per_channel: bool | None = None) -> bytes:
     """Convert a Keras model to full-integer int8 TFLite (int8 input and output).
 
     Args:
@@ -122,6 +123,8 @@ def convert_int8(model, representative: RepresentativeData, *,
             generator function yielding ``[batch_of_one]`` lists as TFLite expects.
         allowed_ops: op allow-list checked after conversion (None to skip the check).
         strip: remove names, signatures and metadata (see ``strip_for_microcontrollers``).
+        per_channel: per-channel weight scales (TFLite's default) or one scale per tensor;
+            None takes the zoo's choice for the model's name (``zoo.PER_CHANNEL``).
     """
     from tinyspeech_tf._compat import tf
 
@@ -140,6 +143,12 @@ def convert_int8(model, representative: RepresentativeData, *,
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
     converter.inference_input_type = tf.int8
     converter.inference_output_type = tf.int8
+    if per_channel is None:
+        from tinyspeech_tf.zoo import PER_CHANNEL
+
+        per_channel = PER_CHANNEL.get(model.name, True)
+    if not per_channel:
+        converter._experimental_disable_per_channel = True
     tflite_bytes = bytes(converter.convert())
     if strip:
         tflite_bytes = strip_for_microcontrollers(tflite_bytes)

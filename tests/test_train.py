@@ -1,0 +1,92 @@
+"""The training pipeline end to end on a tiny generated set: run directory, resume, evaluate."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tinyspeech_tf import cli
+from tinyspeech_tf.audio import write_wav
+from tinyspeech_tf.data import LABELS
+from tinyspeech_tf.train import TrainConfig, train
+
+RUN_FILES = ["model.keras", "model_int8.tflite", "labels.txt", "frontend.json", "metrics.json",
+             "confusion_int8.png", "curves.png", "MODEL_CARD.md", "config.json"]
+
+
+@pytest.fixture(scope="module")
+def tone_set(tmp_path_factory) -> Path:
+    """12 classes told apart by pitch: learnable in a few steps, no tools or downloads needed."""
+    root = tmp_path_factory.mktemp("tones")
+    rng = np.random.default_rng(0)
+    t = np.arange(16000) / 16000.0
+    for split, count in (("train", 6), ("val", 2)):
+        for i, label in enumerate(LABELS):
+            (root / split / label).mkdir(parents=True)
+            for k in range(count):
+                tone = 0.3 * np.sin(2 * np.pi * (200 + 150 * i) * t) if i else 0 * t
+                clip = tone + 0.01 * rng.standard_normal(16000)
+                write_wav(root / split / label / f"{label}_{k}.wav", clip.astype(np.float32))
+    return root
+
+
+def _config(data: Path, out: Path, epochs: int) -> TrainConfig:
+    return TrainConfig(model="tinyspeech_m", data=str(data), out=str(out), epochs=epochs,
+                       batch_size=8, max_steps_per_epoch=3, calibration_examples=16)
+
+
+@pytest.fixture(scope="module")
+def straight_run(tone_set, tmp_path_factory) -> tuple[Path, dict]:
+    out = tmp_path_factory.mktemp("runs") / "straight"
+    return out, train(_config(tone_set, out, epochs=2), verbose=0)
+
+
+def test_run_directory_is_complete(straight_run):
+    out, metrics = straight_run
+    for name in RUN_FILES:
+        assert (out / name).is_file() and (out / name).stat().st_size > 0, name
+    saved = json.loads((out / "metrics.json").read_text())
+    assert saved == json.loads(json.dumps(metrics))
+    assert (out / "labels.txt").read_text().split() == list(LABELS)
+    assert 0.0 <= metrics["int8_tflm"]["accuracy"] <= 1.0
+    assert metrics["ops"] and metrics["arena_bytes"] > 0
+    assert metrics["tflite_bytes"] == (out / "model_int8.tflite").stat().st_size
+    assert "int8 (TFLM)" in (out / "MODEL_CARD.md").read_text()
+    assert not list(out.glob("*.tmp*")) and not list(out.glob(".*tmp*"))
+
+
+def test_resume_matches_uninterrupted_run(straight_run, tone_set, tmp_path):
+    out = tmp_path / "resumed"
+    train(_config(tone_set, out, epochs=1), verbose=0)
+    resumed = train(_config(tone_set, out, epochs=2), resume=True, verbose=0)
+    _, straight = straight_run
+    from tinyspeech_tf._compat import keras
+
+    a = keras.models.load_model(straight_run[0] / "checkpoints" / "last.keras")
+    b = keras.models.load_model(out / "checkpoints" / "last.keras")
+    for wa, wb in zip(a.get_weights(), b.get_weights(), strict=True):
+        np.testing.assert_allclose(wa, wb, rtol=0, atol=1e-6)
+    assert resumed["float"]["accuracy"] == straight["float"]["accuracy"]
+    assert resumed["int8_tflm"]["accuracy"] == straight["int8_tflm"]["accuracy"]
+
+
+def test_evaluate_scores_the_run(straight_run, tone_set, capsys):
+    out, metrics = straight_run
+    assert cli.main(["evaluate", str(out / "model_int8.tflite"), "--data",
+                     str(tone_set / "val")]) == 0
+    text = capsys.readouterr().out
+    assert f"{100 * metrics['int8_tflm']['accuracy']:.2f}%" in text
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["train", "--model", "nope", "--data", "x"], "unknown model 'nope'"),
+    (["evaluate", "missing.tflite", "--data", "x"], "missing.tflite: no such model file"),
+])
+def test_bad_arguments_are_one_line(argv, message, capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert cli.main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and "\n" not in err and "Traceback" not in err
