@@ -75,8 +75,8 @@ def evaluate(model_path: str | os.PathLike, data: str, split: str = "validation"
     if missing:
         raise UserError(f"data labels {missing} are not among the model's labels {names}")
     mapped = data_mod.remap_labels(chosen, names)
-    report = evaluate_int8(tflite_bytes, features_of(mapped, DEFAULT_CONFIG), mapped.labels,
-                           names)
+    features = features_of(mapped.waveforms, DEFAULT_CONFIG)
+    report = evaluate_int8(tflite_bytes, features, mapped.labels, names)
     report.update(model=str(path), data=str(data), split=split, labels=list(names))
     return report
 

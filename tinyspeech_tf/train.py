@@ -56,13 +56,11 @@ def _write_atomic(path: Path, data: bytes | str) -> None:
     os.replace(tmp, path)
 
 
-def features_of(split, frontend) -> np.ndarray:
-    """[N, frames, mfcc, 1] float32 features of a whole split, computed in batches."""
-    from tinyspeech_tf.features import model_features
+def features_of(waveforms: np.ndarray, frontend) -> np.ndarray:
+    """[N, frames, mfcc, 1] float32 model inputs for a batch of 1 s waveforms."""
+    from tinyspeech_tf.features import features_from_samples
 
-    out = [model_features(split.waveforms[i:i + 256], frontend).numpy()
-           for i in range(0, len(split), 256)]
-    return np.concatenate(out) if out else np.zeros((0, *frontend.feature_shape, 1), np.float32)
+    return features_from_samples(waveforms, frontend)[..., None]
 
 
 def load_source(data: str, seed: int):
@@ -101,13 +99,28 @@ def evaluate_int8(tflite_bytes: bytes, features: np.ndarray, labels: np.ndarray,
     return _accuracy_report(labels, scores.argmax(axis=1), names)
 
 
-def _plot_curves(history: dict, path: Path) -> None:
+def _figure(size: tuple[float, float], cols: int = 1):
+    """A matplotlib figure on the file-only backend (no display on CI or headless boards)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, 2, figsize=(9, 3.5))
+    return plt.subplots(1, cols, figsize=size)
+
+
+def _save_figure(fig, path: Path) -> None:
+    """Save atomically (temp file, then rename) and release the figure."""
+    import matplotlib.pyplot as plt
+
+    fig.tight_layout()
+    fig.savefig(path.with_suffix(".tmp.png"))
+    plt.close(fig)
+    os.replace(path.with_suffix(".tmp.png"), path)
+
+
+def _plot_curves(history: dict, path: Path) -> None:
+    fig, axes = _figure((9, 3.5), cols=2)
     for key, ax in (("loss", axes[0]), ("accuracy", axes[1])):
         for prefix in ("", "val_"):
             if prefix + key in history:
@@ -116,20 +129,12 @@ def _plot_curves(history: dict, path: Path) -> None:
         ax.set_xlabel("epoch")
         ax.set_title(key)
         ax.legend()
-    fig.tight_layout()
-    fig.savefig(path.with_suffix(".tmp.png"))
-    plt.close(fig)
-    os.replace(path.with_suffix(".tmp.png"), path)
+    _save_figure(fig, path)
 
 
 def _plot_confusion(confusion: list, names: tuple[str, ...], title: str, path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     matrix = np.asarray(confusion)
-    fig, ax = plt.subplots(figsize=(6.5, 5.5))
+    fig, ax = _figure((6.5, 5.5))
     ax.imshow(matrix, cmap="Blues")
     ax.set_xticks(range(len(names)), names, rotation=60, ha="right", fontsize=8)
     ax.set_yticks(range(len(names)), names, fontsize=8)
@@ -139,10 +144,7 @@ def _plot_confusion(confusion: list, names: tuple[str, ...], title: str, path: P
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")
     ax.set_title(title, fontsize=9)
-    fig.tight_layout()
-    fig.savefig(path.with_suffix(".tmp.png"))
-    plt.close(fig)
-    os.replace(path.with_suffix(".tmp.png"), path)
+    _save_figure(fig, path)
 
 
 def train(config: TrainConfig, resume: bool = False, verbose: int = 1) -> dict:
@@ -175,7 +177,7 @@ def train(config: TrainConfig, resume: bool = False, verbose: int = 1) -> dict:
     train_split = source.split("train")
     val_split = source.split("validation")
     names = tuple(train_split.label_names)
-    val_x = features_of(val_split, frontend)
+    val_x = features_of(val_split.waveforms, frontend)
     val_y = val_split.labels
 
     steps = -(-len(train_split) // config.batch_size)
@@ -233,8 +235,7 @@ def train(config: TrainConfig, resume: bool = False, verbose: int = 1) -> dict:
     rng = np.random.default_rng(config.seed)
     calib_idx = rng.choice(len(train_split), min(config.calibration_examples,
                                                  len(train_split)), replace=False)
-    calib = features_of(train_split.__class__(train_split.waveforms[calib_idx],
-                                              train_split.labels[calib_idx], names), frontend)
+    calib = features_of(train_split.waveforms[calib_idx], frontend)
     tflite_bytes = quantize.convert_int8(model, calib)
     int8_report = evaluate_int8(tflite_bytes, val_x, val_y, names)
     float_report = _accuracy_report(val_y, float_pred, names)
