@@ -4,10 +4,11 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install test lint train zoo firmware-check bench-frontend clean
+.PHONY: install test lint train train-real ablation zoo firmware-check bench-frontend clean
 
 MODEL ?= tinyspeech_m
 DATA ?= synthetic
+REAL ?= ../shared/data/speech_commands_v0.02_real
 
 $(STAMP): setup.cfg pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -27,6 +28,16 @@ lint: $(STAMP)
 # Offline by default: DATA=synthetic generates the espeak-ng keyword set once into .cache/.
 train: $(STAMP)
 	$(VENV)/bin/tinyspeech train --model $(MODEL) --data $(DATA) --out runs/$(MODEL)
+
+# The real-data recipe: Speech Commands train split, 150 cosine-decayed epochs, 30 QAT epochs,
+# best epoch chosen on val.
+train-real: $(STAMP)
+	$(VENV)/bin/tinyspeech train --model $(MODEL) --data $(REAL) --epochs 150 \
+		--lr-schedule cosine --out runs/real/$(MODEL)
+
+# Selective-attention mode ablation with the real-data recipe -> reports/f_mode_ablation.*
+ablation: $(STAMP)
+	$(VENV)/bin/tinyspeech ablate-fmode --data $(REAL)
 
 zoo: $(STAMP)
 	$(VENV)/bin/tinyspeech zoo

@@ -83,9 +83,10 @@ def test_gradients_reach_scale_and_embedding(f_mode):
     x = tf.constant(np.random.default_rng(3).standard_normal((4, 9, 6, 2)), tf.float32)
     with tf.GradientTape(persistent=True) as tape:
         loss = tf.reduce_sum(tf.square(layer(x, training=True) - 1.0))
-    watched = {"scale": [layer.scale], "embed1": layer.embed1.trainable_weights,
-               "embed2": layer.embed2.trainable_weights,
-               "project": layer.project.trainable_weights}
+    watched = {"scale": [layer.scale],
+               "embed1": layer.sublayer("embed1").trainable_weights,
+               "embed2": layer.sublayer("embed2").trainable_weights,
+               "project": layer.sublayer("project").trainable_weights}
     for key, weights in watched.items():
         assert weights, key
         for weight, grad in zip(weights, tape.gradient(loss, weights), strict=True):
@@ -104,3 +105,28 @@ def test_converts_to_condenser_ops_only(f_mode):
     ops = op_set(convert_int8(model, rep, allowed_ops=CONDENSER_OPS))
     assert "RESIZE_NEAREST_NEIGHBOR" in ops and "LOGISTIC" in ops
     assert ("ADD" in ops) == (f_mode == "residual")
+
+
+@pytest.mark.parametrize("f_mode", ["multiply", "residual"])
+def test_layer_and_functional_forms_compute_the_same(f_mode):
+    """The zoo's stock-layer graph and the single layer share weights layout and maths."""
+    from tinyspeech_tf import profile
+    from tinyspeech_tf.layers import attention_condenser
+
+    kwargs = dict(embedding="depthwise", f_mode=f_mode, use_batch_norm=True, scale_init=0.6)
+    inputs = keras.Input((25, 5, 4))
+    graph = keras.Model(inputs, attention_condenser(inputs, (8, 6), name="c", **kwargs))
+    single = keras.Model(inputs, AttentionCondenser((8, 6), name="c", **kwargs)(inputs))
+    rng = np.random.default_rng(5)
+    values = {}
+    for w in graph.weights:  # c_embed1/kernel in the graph is c/embed1/kernel in the layer
+        value = rng.standard_normal(w.shape).astype(np.float32) * 0.5
+        values[w.name.split(":")[0].replace("c_", "c/", 1)] = (
+            np.abs(value) if "variance" in w.name else value)
+    graph.set_weights([values[w.name.split(":")[0].replace("c_", "c/", 1)]
+                       for w in graph.weights])
+    assert sorted(w.name.split(":")[0] for w in single.weights) == sorted(values)
+    single.set_weights([values[w.name.split(":")[0]] for w in single.weights])
+    x = rng.standard_normal((3, 25, 5, 4)).astype(np.float32)
+    np.testing.assert_allclose(single(x).numpy(), graph(x).numpy(), rtol=1e-5, atol=1e-6)
+    assert profile.total_macs(single) == profile.total_macs(graph) > 0

@@ -11,7 +11,7 @@ import pytest
 from tinyspeech_tf import cli
 from tinyspeech_tf.audio import write_wav
 from tinyspeech_tf.data import LABELS
-from tinyspeech_tf.train import TrainConfig, train
+from tinyspeech_tf.train import Interrupted, TrainConfig, train
 
 RUN_FILES = ["model.keras", "model_int8.tflite", "labels.txt", "frontend.json", "metrics.json",
              "confusion_int8.png", "curves.png", "MODEL_CARD.md", "config.json"]
@@ -33,15 +33,17 @@ def tone_set(tmp_path_factory) -> Path:
     return root
 
 
-def _config(data: Path, out: Path, epochs: int) -> TrainConfig:
+def _config(data: Path, out: Path, epochs: int = 2) -> TrainConfig:
+    """Two float epochs, then two QAT epochs."""
     return TrainConfig(model="tinyspeech_m", data=str(data), out=str(out), epochs=epochs,
-                       batch_size=8, max_steps_per_epoch=3, calibration_examples=16)
+                       batch_size=8, max_steps_per_epoch=3, calibration_examples=16,
+                       qat_epochs=2, lr_schedule="cosine")
 
 
 @pytest.fixture(scope="module")
 def straight_run(tone_set, tmp_path_factory) -> tuple[Path, dict]:
     out = tmp_path_factory.mktemp("runs") / "straight"
-    return out, train(_config(tone_set, out, epochs=2), verbose=0)
+    return out, train(_config(tone_set, out), verbose=0)
 
 
 def test_run_directory_is_complete(straight_run):
@@ -53,24 +55,33 @@ def test_run_directory_is_complete(straight_run):
     assert (out / "labels.txt").read_text().split() == list(LABELS)
     assert 0.0 <= metrics["int8_tflm"]["accuracy"] <= 1.0
     assert metrics["ops"] and metrics["arena_bytes"] > 0
+    assert metrics["qat_epochs"] == 2 and metrics["quantization"].startswith("QAT")
+    assert "QUANTIZE" not in metrics["ops"] and "DEQUANTIZE" not in metrics["ops"]
     assert metrics["tflite_bytes"] == (out / "model_int8.tflite").stat().st_size
     assert "int8 (TFLM)" in (out / "MODEL_CARD.md").read_text()
     assert not list(out.glob("*.tmp*")) and not list(out.glob(".*tmp*"))
 
 
 def test_resume_matches_uninterrupted_run(straight_run, tone_set, tmp_path):
+    """Killed once in the float phase and once in the QAT phase, resumed each time: the same
+    weights, the same int8 flatbuffer byte for byte, the same metrics."""
     out = tmp_path / "resumed"
-    train(_config(tone_set, out, epochs=1), verbose=0)
-    resumed = train(_config(tone_set, out, epochs=2), resume=True, verbose=0)
-    _, straight = straight_run
+    with pytest.raises(Interrupted):
+        train(_config(tone_set, out), verbose=0, stop_after=1)
+    with pytest.raises(Interrupted):
+        train(_config(tone_set, out), resume=True, verbose=0, stop_after=3)
+    resumed = train(_config(tone_set, out), resume=True, verbose=0)
+    straight_dir, straight = straight_run
     from tinyspeech_tf._compat import keras
 
-    a = keras.models.load_model(straight_run[0] / "checkpoints" / "last.keras")
+    a = keras.models.load_model(straight_dir / "checkpoints" / "last.keras")
     b = keras.models.load_model(out / "checkpoints" / "last.keras")
     for wa, wb in zip(a.get_weights(), b.get_weights(), strict=True):
         np.testing.assert_allclose(wa, wb, rtol=0, atol=1e-6)
-    assert resumed["float"]["accuracy"] == straight["float"]["accuracy"]
-    assert resumed["int8_tflm"]["accuracy"] == straight["int8_tflm"]["accuracy"]
+    assert (out / "model_int8.tflite").read_bytes() == (
+        straight_dir / "model_int8.tflite").read_bytes()
+    for key in ("float", "qat", "int8_tflm", "int8_ptq_tflm"):
+        assert resumed[key]["accuracy"] == straight[key]["accuracy"], key
 
 
 def test_evaluate_scores_the_run(straight_run, tone_set, capsys):

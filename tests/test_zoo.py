@@ -10,7 +10,6 @@ from tinyspeech_tf import profile, quantize, tflm, zoo
 from tinyspeech_tf._compat import keras
 from tinyspeech_tf.cli import main
 from tinyspeech_tf.errors import UserError
-from tinyspeech_tf.layers import AttentionCondenser
 
 ALL = ["tinyspeech_x", "tinyspeech_y", "tinyspeech_z", "tinyspeech_m", "tiny_conv", "ds_cnn"]
 TINYSPEECH = ALL[:4]
@@ -46,8 +45,8 @@ def test_params_within_ten_percent_and_macs_within_paper(name):
 
 def test_tinyspeech_m_has_no_batch_norm_anywhere():
     model = zoo.get("tinyspeech_m")
-    condensers = [la for la in model.layers if isinstance(la, AttentionCondenser)]
-    assert len(condensers) == 3 and not any(c.use_batch_norm for c in condensers)
+    attends = [la for la in model.layers if isinstance(la, keras.layers.Multiply)]
+    assert [la.name for la in attends] == [f"condenser{i}_attend" for i in (1, 2, 3)]
     assert not any(isinstance(la, keras.layers.BatchNormalization) for la in model.layers)
     assert not any("batch_normalization" in w.name or "bn" in w.name.split("/")[-2]
                    for w in model.weights if "/" in w.name)
@@ -133,3 +132,18 @@ def test_cli_zoo_unknown_model_is_one_line(capsys):
     assert main(["zoo", "--models", "bogus"]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("tinyspeech zoo: error: unknown model 'bogus'") and "\n" not in err
+
+
+def test_default_attention_mode_is_the_measured_winner():
+    """The zoo's default F mode is the one the committed ablation report chose."""
+    import inspect
+
+    from tinyspeech_tf import ablation
+
+    report = ablation.load_report()
+    if report is None:
+        pytest.skip("no reports/f_mode_ablation.json (make ablation writes it)")
+    default = inspect.signature(zoo.tinyspeech).parameters["f_mode"].default
+    assert report["chosen"] == default
+    assert report["modes"][default]["int8_tflm"] == max(
+        row["int8_tflm"] for row in report["modes"].values())

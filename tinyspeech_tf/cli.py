@@ -22,6 +22,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     ),
     "train": ("tinyspeech_tf.train", "train a zoo model, convert to int8, evaluate in TFLM"),
     "evaluate": ("tinyspeech_tf.evaluate", "int8 accuracy of a .tflite model in TFLM on a dataset"),
+    "ablate-fmode": ("tinyspeech_tf.ablation",
+                     "train both selective-attention modes and report which wins"),
     "dataset": ("tinyspeech_tf.dataset_cli", "make the offline synthetic set; inspect datasets"),
 }
 

@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from tinyspeech_tf._compat import keras
-from tinyspeech_tf.layers import AttentionCondenser
+from tinyspeech_tf.layers import AttentionCondenser, ChannelScale
 
 
 @dataclass
@@ -38,25 +38,32 @@ def _conv_macs(layer, input_shape, output_shape) -> int:
     return out * kh * kw * in_channels
 
 
-def _layer_macs(layer, input_shape) -> int:
-    output_shape = layer.compute_output_shape(input_shape)
+def _layer_macs(layer, input_shape, output_shape) -> int:
     if isinstance(layer, (keras.layers.Conv2D, keras.layers.DepthwiseConv2D)):
         return _conv_macs(layer, input_shape, output_shape)
     if isinstance(layer, keras.layers.Dense):
         return int(input_shape[-1]) * int(layer.units)
+    if isinstance(layer, (keras.layers.Multiply, ChannelScale)):  # V * A, A * S
+        return _elements(output_shape[1:])
+    if isinstance(layer, AttentionCondenser):
+        return condenser_macs(layer, input_shape)
     return 0
 
 
+_CONDENSER_STEPS = ("condense", "embed1", "bn1", "relu1", "embed2", "bn2", "relu2", "project",
+                    "sigmoid", "scale")
+
+
 def condenser_macs(layer: AttentionCondenser, input_shape) -> int:
-    """MACs of one attention condenser on an input of ``input_shape`` (batch dim included)."""
-    shape = layer.pool.compute_output_shape(input_shape)
-    macs = 0
-    for sub in (layer.embed1, layer.embed2, layer.project):
-        macs += _layer_macs(sub, shape)
-        shape = sub.compute_output_shape(shape)
-    macs += _elements(shape[1:])  # A * S at the condensed resolution
-    macs += _elements(input_shape[1:])  # V * A (the residual mode's addition is not a MAC)
-    return macs
+    """MACs of one single-layer attention condenser on ``input_shape`` (batch included)."""
+    shape, macs = input_shape, 0
+    for key in _CONDENSER_STEPS:
+        sub = layer.sublayer(key)
+        if sub is not None:
+            out = sub.compute_output_shape(shape)
+            macs += _layer_macs(sub, shape, out)
+            shape = out
+    return macs + _elements(input_shape[1:])  # V * A (the residual addition is not a MAC)
 
 
 def profile(model: keras.Model) -> list[LayerCost]:
@@ -68,11 +75,8 @@ def profile(model: keras.Model) -> list[LayerCost]:
         input_shape = layer.input_shape
         if isinstance(input_shape, list):
             input_shape = input_shape[0]
-        if isinstance(layer, AttentionCondenser):
-            macs = condenser_macs(layer, input_shape)
-        else:
-            macs = _layer_macs(layer, input_shape)
         output_shape = layer.output_shape
+        macs = _layer_macs(layer, input_shape, output_shape)
         rows.append(LayerCost(layer.name, type(layer).__name__,
                               tuple(int(d) for d in output_shape[1:]),
                               int(layer.count_params()), int(macs)))
@@ -87,11 +91,11 @@ def total_macs(model: keras.Model) -> int:
 def summary(model: keras.Model) -> str:
     """A printable per-layer table with totals."""
     rows = profile(model)
-    lines = [f"{'layer':<16}{'kind':<22}{'output':<16}{'params':>8}{'MACs':>12}"]
+    lines = [f"{'layer':<24}{'kind':<22}{'output':<16}{'params':>8}{'MACs':>12}"]
     for r in rows:
-        lines.append(f"{r.name:<16}{r.kind:<22}{'x'.join(map(str, r.output_shape)):<16}"
+        lines.append(f"{r.name:<24}{r.kind:<22}{'x'.join(map(str, r.output_shape)):<16}"
                      f"{r.params:>8}{r.macs:>12,}")
-    lines.append(f"{'total':<54}{sum(r.params for r in rows):>8}"
+    lines.append(f"{'total':<62}{sum(r.params for r in rows):>8}"
                  f"{sum(r.macs for r in rows):>12,}")
     return "\n".join(lines)
 

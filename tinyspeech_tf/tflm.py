@@ -110,12 +110,7 @@ def run_tflm(tflite_bytes: bytes, inputs: np.ndarray, interp=None) -> np.ndarray
     return np.stack(outputs)
 
 
-def run_tflite_reference(tflite_bytes: bytes, inputs: np.ndarray) -> np.ndarray:
-    """Invoke the model in tf.lite with its reference kernels (bit-exact with TFLM).
-
-    tf.lite's default optimised kernels round differently by 1 LSB on some outputs, so the
-    reference resolver is the right baseline for bit-exact checks.
-    """
+def _reference_interpreter(tflite_bytes: bytes, preserve_all_tensors: bool = False):
     import warnings
 
     from tinyspeech_tf._compat import tf
@@ -124,8 +119,20 @@ def run_tflite_reference(tflite_bytes: bytes, inputs: np.ndarray) -> np.ndarray:
         warnings.simplefilter("ignore")  # tf.lite.Interpreter's deprecation notice
         interp = tf.lite.Interpreter(
             model_content=tflite_bytes,
-            experimental_op_resolver_type=tf.lite.experimental.OpResolverType.BUILTIN_REF)
+            experimental_op_resolver_type=tf.lite.experimental.OpResolverType.BUILTIN_REF,
+            experimental_preserve_all_tensors=preserve_all_tensors)
     interp.allocate_tensors()
+    return interp
+
+
+def run_tflite_reference(tflite_bytes: bytes, inputs: np.ndarray) -> np.ndarray:
+    """Invoke the model in tf.lite with its reference kernels (bit-exact with TFLM, see
+    :func:`first_divergences` for the one exception).
+
+    tf.lite's default optimised kernels round differently by 1 LSB on some outputs, so the
+    reference resolver is the right baseline for bit-exact checks.
+    """
+    interp = _reference_interpreter(tflite_bytes)
     inp = interp.get_input_details()[0]["index"]
     out = interp.get_output_details()[0]["index"]
     outputs = []
@@ -134,3 +141,39 @@ def run_tflite_reference(tflite_bytes: bytes, inputs: np.ndarray) -> np.ndarray:
         interp.invoke()
         outputs.append(interp.get_tensor(out)[0].copy())
     return np.stack(outputs)
+
+
+def first_divergences(tflite_bytes: bytes, inputs: np.ndarray) -> list[dict]:
+    """Op by op, where TFLM and tf.lite's reference kernels first disagree, per input row.
+
+    Every intermediate tensor is kept in both interpreters and compared in execution order; a
+    row that diverges reports its first differing op and the largest difference in LSBs.
+    Measured so far the only divergence is FULLY_CONNECTED by 1 LSB: tf.lite's reference FC
+    requantizes with a single rounding, TFLM with the gemmlowp-style double rounding, so the
+    two differ when the exact result lies within about 2^-31 of a half.
+    """
+    from tflite_micro.python.tflite_micro import runtime
+
+    ref = _reference_interpreter(tflite_bytes, preserve_all_tensors=True)
+    ops = ref._get_ops_details()
+    inp = ref.get_input_details()[0]["index"]
+    found = []
+    for row_index, row in enumerate(inputs):
+        row = np.ascontiguousarray(row[None, ...])
+        ref.set_tensor(inp, row)
+        ref.invoke()
+        micro = runtime.Interpreter.from_bytes(
+            tflite_bytes, intrepreter_config=runtime.InterpreterConfig.kPreserveAllTensors)
+        micro.set_input(row, 0)
+        micro.invoke()
+        for op in ops:
+            diffs = []
+            for t in op["outputs"]:
+                expected = ref.get_tensor(t)
+                actual = np.asarray(micro.GetTensor(t, 0)["tensor_data"]).reshape(expected.shape)
+                diffs.append(int(np.abs(expected.astype(np.int64) - actual).max()))
+            if max(diffs):
+                found.append({"row": row_index, "op_index": int(op["index"]),
+                              "op": op["op_name"], "max_lsb": max(diffs)})
+                break
+    return found

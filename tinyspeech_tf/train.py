@@ -35,6 +35,15 @@ class TrainConfig:
     batch_size: int = 64
     learning_rate: float = 0.01
     momentum: float = 0.9
+    # "constant" is the paper's recipe; "cosine" decays to 1% over the run (small data sets).
+    lr_schedule: str = "constant"
+    # More training sources appended to --data's train split (e.g. "synthetic" beside real).
+    extra_train: list = field(default_factory=list)
+    # Quantization-aware fine-tuning after float training (0 = post-training quantization only).
+    qat_epochs: int = 30
+    qat_learning_rate: float = 0.001
+    # int8 weight scales per output channel (True) or per tensor (False); None: zoo.PER_CHANNEL.
+    per_channel: bool | None = None
     seed: int = 0
     calibration_examples: int = 256
     model_kwargs: dict = field(default_factory=dict)
@@ -74,6 +83,44 @@ def load_source(data: str, seed: int):
         synth.synthesize(SYNTHETIC_DIR)
         data = SYNTHETIC_DIR
     return data_mod.load(data, seed=seed)
+
+
+def concat_splits(first, second):
+    """``first`` followed by ``second`` relabelled into ``first``'s label order."""
+    from tinyspeech_tf.data.sources import Split, remap_labels
+
+    second = remap_labels(second, first.label_names)
+    return Split(np.concatenate([first.waveforms, second.waveforms]),
+                 np.concatenate([first.labels, second.labels]), first.label_names,
+                 first.paths + second.paths, first.name)
+
+
+def _optimizer(rate: float, config: TrainConfig, steps_per_epoch: int, epochs: int):
+    """SGD with momentum at a constant or cosine-decayed rate; the schedule counts optimizer
+    iterations, which the checkpoint saves, so a resumed run continues the same curve."""
+    from tinyspeech_tf._compat import keras
+
+    lr = rate
+    if config.lr_schedule == "cosine":
+        lr = keras.optimizers.schedules.CosineDecay(rate, steps_per_epoch * epochs, alpha=0.01)
+    return keras.optimizers.SGD(lr, momentum=config.momentum)
+
+
+def _qat_model(model, config: TrainConfig, steps_per_epoch: int, per_channel: bool):
+    """The QAT copy of the best float model, compiled, and a checkpoint of it and its optimizer.
+
+    A QAT model does not survive Keras' whole-model save/load (tfmot's quantize layers), so
+    its epochs are checkpointed as TensorFlow checkpoints of weights and optimizer state.
+    """
+    from tinyspeech_tf import qat
+    from tinyspeech_tf._compat import tf
+
+    qat_model = qat.quantize_model(model, per_channel=per_channel)
+    optimizer = _optimizer(config.qat_learning_rate, config, steps_per_epoch, config.qat_epochs)
+    qat_model.compile(optimizer=optimizer, loss="sparse_categorical_crossentropy",
+                      metrics=["accuracy"])
+    optimizer.build(qat_model.trainable_variables)
+    return qat_model, tf.train.Checkpoint(model=qat_model, optimizer=optimizer)
 
 
 def _accuracy_report(labels: np.ndarray, predicted: np.ndarray, names: tuple[str, ...]) -> dict:
@@ -119,13 +166,15 @@ def _save_figure(fig, path: Path) -> None:
     os.replace(path.with_suffix(".tmp.png"), path)
 
 
-def _plot_curves(history: dict, path: Path) -> None:
+def _plot_curves(history: dict, path: Path, qat_from: int | None = None) -> None:
     fig, axes = _figure((9, 3.5), cols=2)
     for key, ax in (("loss", axes[0]), ("accuracy", axes[1])):
         for prefix in ("", "val_"):
             if prefix + key in history:
                 ax.plot(range(1, len(history[prefix + key]) + 1), history[prefix + key],
                         label=prefix + key)
+        if qat_from:
+            ax.axvline(qat_from + 0.5, color="gray", linestyle=":", label="QAT starts")
         ax.set_xlabel("epoch")
         ax.set_title(key)
         ax.legend()
@@ -147,9 +196,18 @@ def _plot_confusion(confusion: list, names: tuple[str, ...], title: str, path: P
     _save_figure(fig, path)
 
 
-def train(config: TrainConfig, resume: bool = False, verbose: int = 1) -> dict:
-    """Run the whole recipe and fill the run directory; returns the metrics dict."""
-    from tinyspeech_tf import profile, quantize, tflm, zoo
+class Interrupted(Exception):
+    """Raised by :func:`train` when ``stop_after`` epochs are done (simulates a killed run)."""
+
+
+def train(config: TrainConfig, resume: bool = False, verbose: int = 1,
+          stop_after: int | None = None) -> dict:
+    """Run the whole recipe and fill the run directory; returns the metrics dict.
+
+    ``stop_after`` ends the run with :class:`Interrupted` once that many epochs (float and QAT
+    counted together) are checkpointed, exactly as if the process had been killed there.
+    """
+    from tinyspeech_tf import profile, qat, quantize, tflm, zoo
     from tinyspeech_tf._compat import keras, tf
     from tinyspeech_tf.data import make_dataset, write_labels
     from tinyspeech_tf.features import DEFAULT_CONFIG as frontend
@@ -175,6 +233,8 @@ def train(config: TrainConfig, resume: bool = False, verbose: int = 1) -> dict:
 
     source = load_source(config.data, config.seed)
     train_split = source.split("train")
+    for extra in config.extra_train:
+        train_split = concat_splits(train_split, load_source(extra, config.seed).split("train"))
     val_split = source.split("validation")
     names = tuple(train_split.label_names)
     val_x = features_of(val_split.waveforms, frontend)
@@ -185,17 +245,21 @@ def train(config: TrainConfig, resume: bool = False, verbose: int = 1) -> dict:
         steps = min(steps, config.max_steps_per_epoch)
 
     initial_epoch, best = 0, {"val_accuracy": -1.0, "epoch": 0}
+    qat_best = {"val_accuracy": -1.0, "epoch": 0}
     history: dict[str, list] = {}
     if resume:
         state = json.loads(state_path.read_text())
         initial_epoch, best, history = state["epoch"], state["best"], state["history"]
+        qat_best = state.get("qat_best", qat_best)
         model = keras.models.load_model(ckpt_dir / "last.keras")
     else:
-        model = zoo.get(config.model, input_shape=(*frontend.feature_shape, 1),
-                        num_classes=len(names), **config.model_kwargs)
-        model.compile(
-            optimizer=keras.optimizers.SGD(config.learning_rate, momentum=config.momentum),
-            loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+        try:
+            model = zoo.get(config.model, input_shape=(*frontend.feature_shape, 1),
+                            num_classes=len(names), **config.model_kwargs)
+        except (TypeError, ValueError) as err:
+            raise UserError(f"{config.model} with {config.model_kwargs}: {err}") from None
+        model.compile(optimizer=_optimizer(config.learning_rate, config, steps, config.epochs),
+                      loss="sparse_categorical_crossentropy", metrics=["accuracy"])
 
     from tinyspeech_tf.features import model_features
 
@@ -207,53 +271,94 @@ def train(config: TrainConfig, resume: bool = False, verbose: int = 1) -> dict:
                           epoch=epoch, epochs=1)
         return ds.take(steps).map(lambda x, y: (model_features(x, frontend), y))
 
+    def save_state(epoch: int) -> None:
+        _write_atomic(state_path, json.dumps({"epoch": epoch, "best": best,
+                                              "qat_best": qat_best, "history": history}))
+
     class EpochState(keras.callbacks.Callback):
-        """Saves model + optimizer and the loop state after every epoch, and the best model."""
+        """After every epoch: history, the best-on-validation weights, the last state."""
+
+        def __init__(self, best_so_far: dict, save_best, save_last):
+            super().__init__()
+            self.best_so_far, self.save_best, self.save_last = best_so_far, save_best, save_last
 
         def on_epoch_end(self, epoch, logs=None):
             logs = logs or {}
             for key, value in logs.items():
                 history.setdefault(key, []).append(float(value))
-            if logs.get("val_accuracy", -1.0) > best["val_accuracy"]:
-                best.update(val_accuracy=float(logs["val_accuracy"]), epoch=epoch + 1)
-                self.model.save(ckpt_dir / "best.keras")
-            self.model.save(ckpt_dir / "last.keras")
-            _write_atomic(state_path, json.dumps(
-                {"epoch": epoch + 1, "best": best, "history": history}))
+            if logs.get("val_accuracy", -1.0) > self.best_so_far["val_accuracy"]:
+                self.best_so_far.update(val_accuracy=float(logs["val_accuracy"]),
+                                        epoch=epoch + 1)
+                self.save_best()
+            self.save_last()
+            save_state(epoch + 1)
+
+    def fit(net, first: int, last: int, callback) -> None:
+        tensorboard = keras.callbacks.TensorBoard(os.fspath(out / "logs"))
+        for epoch in range(first, last):
+            net.fit(epoch_data(epoch), epochs=epoch + 1, initial_epoch=epoch,
+                    validation_data=(val_x, val_y), verbose=verbose,
+                    callbacks=[callback, tensorboard])
+            if stop_after is not None and epoch + 1 >= stop_after:
+                raise Interrupted(f"stopped after epoch {epoch + 1}")
 
     started = time.time()
-    callbacks = [EpochState(), keras.callbacks.TensorBoard(os.fspath(out / "logs"))]
-    for epoch in range(initial_epoch, config.epochs):
-        model.fit(epoch_data(epoch), epochs=epoch + 1, initial_epoch=epoch,
-                  validation_data=(val_x, val_y), verbose=verbose, callbacks=callbacks)
-    train_seconds = time.time() - started
-
+    fit(model, initial_epoch, config.epochs, EpochState(
+        best, lambda: model.save(ckpt_dir / "best.keras"),
+        lambda: model.save(ckpt_dir / "last.keras")))
     model = keras.models.load_model(ckpt_dir / "best.keras")
-    float_val = model.evaluate(val_x, val_y, verbose=0, return_dict=True)
-    float_pred = model.predict(val_x, verbose=0).argmax(axis=1)
+    per_channel = (zoo.PER_CHANNEL.get(config.model, True) if config.per_channel is None
+                   else config.per_channel)
 
     rng = np.random.default_rng(config.seed)
     calib_idx = rng.choice(len(train_split), min(config.calibration_examples,
                                                  len(train_split)), replace=False)
     calib = features_of(train_split.waveforms[calib_idx], frontend)
-    tflite_bytes = quantize.convert_int8(model, calib)
+    ptq_bytes = quantize.convert_int8(model, calib, per_channel=per_channel)
+    tflite_bytes = ptq_bytes
+    qat_val = None
+    if config.qat_epochs:
+        qat_model, qat_ckpt = _qat_model(model, config, steps, per_channel)
+        qat.init_ranges(qat_model, model, calib)
+        if initial_epoch > config.epochs:
+            qat_ckpt.read(os.fspath(ckpt_dir / "qat_last")).assert_consumed()
+        fit(qat_model, max(initial_epoch, config.epochs), config.epochs + config.qat_epochs,
+            EpochState(qat_best, lambda: qat_ckpt.write(os.fspath(ckpt_dir / "qat_best")),
+                       lambda: qat_ckpt.write(os.fspath(ckpt_dir / "qat_last"))))
+        qat_ckpt.read(os.fspath(ckpt_dir / "qat_best")).assert_consumed()
+        qat_val = qat_model.evaluate(val_x, val_y, verbose=0, return_dict=True)
+        tflite_bytes = quantize.convert_int8(qat_model, calib, per_channel=per_channel)
+    train_seconds = time.time() - started
+
+    float_val = model.evaluate(val_x, val_y, verbose=0, return_dict=True)
+    float_pred = model.predict(val_x, verbose=0).argmax(axis=1)
     int8_report = evaluate_int8(tflite_bytes, val_x, val_y, names)
+    ptq_report = (int8_report if tflite_bytes is ptq_bytes
+                  else evaluate_int8(ptq_bytes, val_x, val_y, names))
     float_report = _accuracy_report(val_y, float_pred, names)
 
     metrics = {
         "model": config.model,
+        "model_kwargs": config.model_kwargs,
         "data": config.data,
         "data_kind": source.kind,
         "synthetic": config.data == "synthetic",
         "labels": list(names),
         "epochs": config.epochs,
         "best_epoch": best["epoch"],
+        "qat_epochs": config.qat_epochs,
+        "qat_best_epoch": qat_best["epoch"] if config.qat_epochs else None,
+        "quantization": ("QAT (tensorflow-model-optimization)" if config.qat_epochs
+                         else "post-training") + (", per-channel weights" if per_channel
+                                                  else ", per-tensor weights"),
         "train_examples": len(train_split),
         "val_examples": len(val_split),
         "float": {"accuracy": float_report["accuracy"],
                   "loss": float(float_val["loss"]),
                   "per_class": float_report["per_class"]},
+        "qat": {"accuracy": float(qat_val["accuracy"])} if qat_val else None,
         "int8_tflm": {k: int8_report[k] for k in ("accuracy", "per_class", "confusion")},
+        "int8_ptq_tflm": {"accuracy": ptq_report["accuracy"]},
         "params": int(model.count_params()),
         "macs": profile.total_macs(model),
         "tflite_bytes": len(tflite_bytes),
@@ -268,7 +373,7 @@ def train(config: TrainConfig, resume: bool = False, verbose: int = 1) -> dict:
     write_labels(out / "labels.txt", names)
     _write_atomic(out / "frontend.json", frontend.to_json())
     _write_atomic(out / "metrics.json", json.dumps(metrics, indent=2))
-    _plot_curves(history, out / "curves.png")
+    _plot_curves(history, out / "curves.png", config.epochs if config.qat_epochs else None)
     what = "synthetic" if metrics["synthetic"] else source.kind
     _plot_confusion(int8_report["confusion"], names,
                     f"{config.model} int8 (TFLM), val ({what}): "
@@ -285,6 +390,17 @@ def model_card(metrics: dict) -> str:
     rows = "\n".join(
         f"| {name} | {_pct(metrics['float']['per_class'][name])} "
         f"| {_pct(metrics['int8_tflm']['per_class'][name])} |" for name in metrics["labels"])
+    attention = ""
+    if metrics["model"].startswith("tinyspeech"):
+        import inspect
+
+        from tinyspeech_tf import ablation, zoo
+
+        mode = metrics.get("model_kwargs", {}).get(
+            "f_mode", inspect.signature(zoo.tinyspeech).parameters["f_mode"].default)
+        report = ablation.load_report()
+        attention = (f"\n- Selective attention: F = {mode}"
+                     + (f"; {ablation.summary_line(report)}." if report else "."))
     float_acc = _pct(metrics["float"]["accuracy"])
     int8_acc = _pct(metrics["int8_tflm"]["accuracy"])
     return f"""# Model card: {metrics['model']}
@@ -294,15 +410,20 @@ Generated by `tinyspeech train` from this run's `metrics.json`.
 - Data: {data_line}; {metrics['train_examples']} training and {metrics['val_examples']}
   validation examples, 12-class Speech Commands protocol, labels in `labels.txt`.
 - Front-end: MLPerf Tiny KWS MFCC, 49 frames x 10 coefficients (`frontend.json`).
-- Training: {metrics['epochs']} epochs, best validation epoch {metrics['best_epoch']}.
+- Training: {metrics['epochs']} float epochs (best on validation: {metrics['best_epoch']}),
+  then {metrics['qat_epochs']} quantization-aware epochs; int8 by {metrics['quantization']}.
 - Cost: {metrics['params']:,} parameters, {metrics['macs']:,} MACs, int8 .tflite
   {metrics['tflite_bytes']:,} bytes, TFLM arena {metrics['arena_bytes']:,} bytes
   (minimum measured in the TFLM Python interpreter).
-- Ops: {', '.join(metrics['ops'])}.
+- Ops: {', '.join(metrics['ops'])}.{attention}
 
 | | float (Keras) | int8 (TFLM) |
 |---|---:|---:|
 | validation accuracy | {float_acc} | {int8_acc} |
+
+Post-training quantization of the same float model would give
+{_pct(metrics['int8_ptq_tflm']['accuracy'])} in TFLM; the QAT Keras model (fake-quant) gives
+{_pct((metrics['qat'] or {}).get('accuracy'))}.
 
 | class | float | int8 (TFLM) |
 |---|---:|---:|
@@ -323,6 +444,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--epochs", type=int, default=defaults.epochs)
     parser.add_argument("--batch-size", type=int, default=defaults.batch_size)
     parser.add_argument("--lr", type=float, default=defaults.learning_rate)
+    parser.add_argument("--lr-schedule", choices=("constant", "cosine"),
+                        default=defaults.lr_schedule)
+    parser.add_argument("--extra-train", action="append", default=[], metavar="SRC",
+                        help="another source whose train split joins --data's (repeatable), "
+                             "e.g. synthetic")
+    parser.add_argument("--qat-epochs", type=int, default=defaults.qat_epochs,
+                        help="quantization-aware fine-tuning epochs after float training "
+                             "(0: post-training quantization only)")
+    parser.add_argument("--qat-lr", type=float, default=defaults.qat_learning_rate)
+    parser.add_argument("--model-arg", action="append", default=[], metavar="KEY=VALUE",
+                        help="a builder argument of the zoo model, e.g. f_mode=residual "
+                             "(VALUE read as JSON when it parses, else as text; repeatable)")
     parser.add_argument("--seed", type=int, default=defaults.seed)
     parser.add_argument("--max-steps-per-epoch", type=int, default=None,
                         help="cap steps per epoch (smoke tests)")
@@ -330,13 +463,30 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="continue the run in --out from its last completed epoch")
 
 
+def parse_model_args(items: list[str]) -> dict:
+    """``["f_mode=residual", "head_channels=32"]`` -> ``{"f_mode": "residual", ...}``."""
+    kwargs = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.isidentifier():
+            raise UserError(f"--model-arg {item!r}: expected KEY=VALUE, e.g. f_mode=residual")
+        try:
+            kwargs[key] = json.loads(value)
+        except json.JSONDecodeError:
+            kwargs[key] = value
+    return kwargs
+
+
 def run(args: argparse.Namespace) -> int:
     config = TrainConfig(model=args.model, data=args.data,
                          out=args.out or f"runs/{args.model}", epochs=args.epochs,
                          batch_size=args.batch_size, learning_rate=args.lr, seed=args.seed,
+                         lr_schedule=args.lr_schedule, extra_train=list(args.extra_train),
+                         qat_epochs=args.qat_epochs, qat_learning_rate=args.qat_lr,
+                         model_kwargs=parse_model_args(args.model_arg),
                          max_steps_per_epoch=args.max_steps_per_epoch)
-    if config.epochs < 1 or config.batch_size < 1:
-        raise UserError("--epochs and --batch-size must be at least 1")
+    if config.epochs < 1 or config.batch_size < 1 or config.qat_epochs < 0:
+        raise UserError("--epochs and --batch-size must be at least 1, --qat-epochs at least 0")
     metrics = train(config, resume=args.resume)
     print(f"{config.out}: float {metrics['float']['accuracy']:.2%}, int8 (TFLM) "
           f"{metrics['int8_tflm']['accuracy']:.2%} on {metrics['val_examples']} validation "

@@ -24,6 +24,13 @@ Deployment choices (why the layer looks the way it does):
   converts to one RESIZE_NEAREST_NEIGHBOR; odd sizes (49 frames, 5 coefficients) need no crop.
   Keras ``UpSampling2D`` can instead lower to SHAPE/TILE/EXPAND_DIMS chains that TFLM lacks.
 - Condensation pads ("same") so an odd dimension keeps its last row instead of dropping it.
+- Every step is its own stock Keras layer (plus two tiny custom ones, :class:`ChannelScale` and
+  :class:`ResizeNearest`). Quantization-aware training (tensorflow-model-optimization) puts a
+  fake-quant range on each layer's output, so built this way every inner tensor of the
+  condenser gets a trained int8 range; a monolithic layer would only get one at its output.
+  :func:`attention_condenser` lays these layers out in a functional graph (what the zoo uses,
+  and what QAT needs); :class:`AttentionCondenser` wraps the very same layers and maths as one
+  layer for users composing their own models in float.
 """
 
 from __future__ import annotations
@@ -35,8 +42,141 @@ EMBEDDINGS = ("conv", "depthwise")
 
 
 @keras.utils.register_keras_serializable(package="tinyspeech_tf")
+class ChannelScale(keras.layers.Layer):
+    """``x * S`` with ``S`` a learned per-channel vector: the condenser's scale S."""
+
+    def __init__(self, scale_init: float = 1.0, **kwargs):
+        super().__init__(**kwargs)
+        self.scale_init = float(scale_init)
+
+    def build(self, input_shape):
+        self.scale = self.add_weight(
+            name="scale", shape=(int(input_shape[-1]),),
+            initializer=keras.initializers.Constant(self.scale_init), trainable=True)
+        super().build(input_shape)
+
+    def call(self, inputs):
+        return inputs * self.scale
+
+    def get_config(self):
+        return {**super().get_config(), "scale_init": self.scale_init}
+
+
+@keras.utils.register_keras_serializable(package="tinyspeech_tf")
+class ResizeNearest(keras.layers.Layer):
+    """Nearest-neighbour resize of ``inputs[0]`` to the spatial size of ``inputs[1]``.
+
+    With static shapes this converts to one RESIZE_NEAREST_NEIGHBOR with a constant size; the
+    second input only lends its shape, so it adds no op and no arena tensor.
+    """
+
+    def call(self, inputs):
+        x, like = inputs
+        size = like.shape[1:3]
+        if None in tuple(size):
+            size = tf.shape(like)[1:3]
+        return tf.image.resize(x, size, method="nearest")
+
+    def compute_output_shape(self, input_shape):
+        x, like = input_shape
+        return (x[0], like[1], like[2], x[3])
+
+
+def _check(embed_channels, pool_size, embedding: str, f_mode: str):
+    """Validated ``((c1, c2), (ph, pw))``; ValueError names the bad argument."""
+    if f_mode not in F_MODES:
+        raise ValueError(f"f_mode must be one of {F_MODES}, got {f_mode!r}")
+    if embedding not in EMBEDDINGS:
+        raise ValueError(f"embedding must be one of {EMBEDDINGS}, got {embedding!r}")
+    c1, c2 = (int(c) for c in embed_channels)
+    if c1 < 1 or c2 < 1:
+        raise ValueError(f"embed_channels must be positive, got {embed_channels!r}")
+    pool = (tuple(int(p) for p in pool_size) if isinstance(pool_size, (list, tuple))
+            else (int(pool_size), int(pool_size)))
+    return (c1, c2), pool
+
+
+def _sublayers(channels: int, embed_channels, pool_size, embedding: str, kernel_size: int,
+               f_mode: str, use_batch_norm: bool, scale_init: float, regularizer,
+               prefix: str = "") -> dict:
+    """The condenser's layers, in order of use; ``None`` marks a step this variant skips."""
+    (c1, c2), pool = _check(embed_channels, pool_size, embedding, f_mode)
+    bias = not use_batch_norm
+    # Without batch norm the ReLU is the conv's own activation: tfmot then fake-quantizes the
+    # conv's weights and its post-ReLU output (a separate ReLU layer makes tfmot's transforms
+    # drop the conv's weight quantizer). With batch norm, conv -> BN -> ReLU is the pattern
+    # tfmot folds.
+    fused = None if use_batch_norm else "relu"
+    if embedding == "conv":
+        embed1 = keras.layers.Conv2D(c1, kernel_size, padding="same", use_bias=bias,
+                                     activation=fused, kernel_regularizer=regularizer,
+                                     name=prefix + "embed1")
+    else:
+        if c1 % channels:
+            raise ValueError(f"depthwise embedding needs c1 ({c1}) to be a multiple of the "
+                             f"input channels ({channels})")
+        embed1 = keras.layers.DepthwiseConv2D(
+            kernel_size, padding="same", depth_multiplier=c1 // channels, use_bias=bias,
+            activation=fused, depthwise_regularizer=regularizer, name=prefix + "embed1")
+
+    def bn(name):
+        return keras.layers.BatchNormalization(name=prefix + name) if use_batch_norm else None
+
+    def relu(name):
+        return keras.layers.ReLU(name=prefix + name) if use_batch_norm else None
+
+    return {
+        "condense": keras.layers.MaxPool2D(pool, padding="same", name=prefix + "condense"),
+        "embed1": embed1, "bn1": bn("bn1"), "relu1": relu("relu1"),
+        "embed2": keras.layers.Conv2D(c2, 1, use_bias=bias, activation=fused,
+                                      kernel_regularizer=regularizer, name=prefix + "embed2"),
+        "bn2": bn("bn2"), "relu2": relu("relu2"),
+        "project": keras.layers.Conv2D(channels, 1, kernel_regularizer=regularizer,
+                                       name=prefix + "project"),
+        "sigmoid": keras.layers.Activation("sigmoid", name=prefix + "sigmoid"),
+        "scale": ChannelScale(scale_init, name=prefix + "scale"),
+        "expand": ResizeNearest(name=prefix + "expand"),
+        "attend": keras.layers.Multiply(name=prefix + "attend"),
+        "residual": keras.layers.Add(name=prefix + "residual") if f_mode == "residual"
+        else None,
+    }
+
+
+def _attention(sub: dict, v, training=None):
+    """A * S at the condensed resolution: sigmoid(project(E(C(V)))) * S."""
+    k = sub["condense"](v)
+    for conv, bn, relu in (("embed1", "bn1", "relu1"), ("embed2", "bn2", "relu2")):
+        k = sub[conv](k)
+        if sub[bn] is not None:
+            k = sub[relu](sub[bn](k, training=training))
+    return sub["scale"](sub["sigmoid"](sub["project"](k)))
+
+
+def _select(sub: dict, v, a):
+    """V' = V * X(A*S), plus V in the residual mode."""
+    weighted = sub["attend"]([v, sub["expand"]([a, v])])
+    return weighted if sub["residual"] is None else sub["residual"]([v, weighted])
+
+
+def attention_condenser(v, embed_channels: tuple[int, int] = (8, 8), pool_size=2, *,
+                        embedding: str = "conv", kernel_size: int = 3,
+                        f_mode: str = "multiply", use_batch_norm: bool = False,
+                        scale_init: float = 1.0, kernel_regularizer=None,
+                        name: str = "condenser"):
+    """Apply an attention condenser to the Keras tensor ``v`` as a graph of stock layers.
+
+    Same arguments and maths as :class:`AttentionCondenser`; layers are named
+    ``{name}_condense``, ``{name}_embed1``, ... ``{name}_attend``.
+    """
+    sub = _sublayers(int(v.shape[-1]), embed_channels, pool_size, embedding, int(kernel_size),
+                     f_mode, bool(use_batch_norm), float(scale_init),
+                     keras.regularizers.get(kernel_regularizer), prefix=f"{name}_")
+    return _select(sub, v, _attention(sub, v))
+
+
+@keras.utils.register_keras_serializable(package="tinyspeech_tf")
 class AttentionCondenser(keras.layers.Layer):
-    """Attention condenser: V' = F(V, X(E(C(V))), S), output shape equal to input shape.
+    """Attention condenser as a single layer: V' = F(V, X(E(C(V))), S), shape preserved.
 
     Args:
         embed_channels: ``(c1, c2)``, the widths of the two embedding layers.
@@ -49,6 +189,9 @@ class AttentionCondenser(keras.layers.Layer):
         use_batch_norm: batch norm after each embedding conv (folded into the conv when
             converting to TFLite); TinySpeech-M uses none.
         scale_init: initial value of S.
+
+    For quantization-aware training use :func:`attention_condenser` (the zoo does): the same
+    layers laid out in the model graph, so each inner tensor gets its own int8 range.
     """
 
     def __init__(self, embed_channels: tuple[int, int] = (8, 8), pool_size=2,
@@ -56,16 +199,8 @@ class AttentionCondenser(keras.layers.Layer):
                  use_batch_norm: bool = False, scale_init: float = 1.0,
                  kernel_regularizer=None, **kwargs):
         super().__init__(**kwargs)
-        if f_mode not in F_MODES:
-            raise ValueError(f"f_mode must be one of {F_MODES}, got {f_mode!r}")
-        if embedding not in EMBEDDINGS:
-            raise ValueError(f"embedding must be one of {EMBEDDINGS}, got {embedding!r}")
-        c1, c2 = (int(c) for c in embed_channels)
-        if c1 < 1 or c2 < 1:
-            raise ValueError(f"embed_channels must be positive, got {embed_channels!r}")
-        self.embed_channels = (c1, c2)
-        self.pool_size = tuple(pool_size) if isinstance(pool_size, (list, tuple)) else (
-            int(pool_size), int(pool_size))
+        self.embed_channels, self.pool_size = _check(embed_channels, pool_size, embedding,
+                                                     f_mode)
         self.embedding = embedding
         self.kernel_size = int(kernel_size)
         self.f_mode = f_mode
@@ -74,31 +209,12 @@ class AttentionCondenser(keras.layers.Layer):
         self.kernel_regularizer = keras.regularizers.get(kernel_regularizer)
 
     def build(self, input_shape):
-        channels = int(input_shape[-1])
-        c1, c2 = self.embed_channels
-        reg = self.kernel_regularizer
-        self.pool = keras.layers.MaxPool2D(self.pool_size, padding="same", name="condense")
-        if self.embedding == "conv":
-            self.embed1 = keras.layers.Conv2D(c1, self.kernel_size, padding="same",
-                                              use_bias=not self.use_batch_norm,
-                                              kernel_regularizer=reg, name="embed1")
-        else:
-            if c1 % channels:
-                raise ValueError(f"depthwise embedding needs c1 ({c1}) to be a multiple of the "
-                                 f"input channels ({channels})")
-            self.embed1 = keras.layers.DepthwiseConv2D(
-                self.kernel_size, padding="same", depth_multiplier=c1 // channels,
-                use_bias=not self.use_batch_norm, depthwise_regularizer=reg, name="embed1")
-        self.embed2 = keras.layers.Conv2D(c2, 1, use_bias=not self.use_batch_norm,
-                                          kernel_regularizer=reg, name="embed2")
-        self.bn1 = keras.layers.BatchNormalization(name="bn1") if self.use_batch_norm else None
-        self.bn2 = keras.layers.BatchNormalization(name="bn2") if self.use_batch_norm else None
-        self.project = keras.layers.Conv2D(channels, 1, kernel_regularizer=reg, name="project")
-        self.scale = self.add_weight(
-            name="scale", shape=(channels,),
-            initializer=keras.initializers.Constant(self.scale_init), trainable=True)
-        shape = self.pool.compute_output_shape(input_shape)
-        for sub in (self.embed1, self.bn1, self.embed2, self.bn2, self.project):
+        self._sub = _sublayers(int(input_shape[-1]), self.embed_channels, self.pool_size,
+                               self.embedding, self.kernel_size, self.f_mode,
+                               self.use_batch_norm, self.scale_init, self.kernel_regularizer)
+        shape = self._sub["condense"].compute_output_shape(input_shape)
+        for key in ("embed1", "bn1", "embed2", "bn2", "project", "scale"):
+            sub = self._sub[key]
             if sub is None:
                 continue
             with tf.name_scope(sub.name):  # weights named condenserN/embed1/kernel, not kernel
@@ -106,26 +222,21 @@ class AttentionCondenser(keras.layers.Layer):
             shape = sub.compute_output_shape(shape)
         super().build(input_shape)
 
+    @property
+    def scale(self):
+        """The learned per-channel S."""
+        return self._sub["scale"].scale
+
+    def sublayer(self, key: str):
+        """One of the condenser's steps by key: ``embed1``, ``embed2``, ``project``, ..."""
+        return self._sub[key]
+
     def attention(self, v, training=None):
         """A * S at the condensed resolution (before expansion): useful for inspection."""
-        k = self.embed1(self.pool(v))
-        if self.bn1 is not None:
-            k = self.bn1(k, training=training)
-        k = tf.nn.relu(k)
-        k = self.embed2(k)
-        if self.bn2 is not None:
-            k = self.bn2(k, training=training)
-        k = tf.nn.relu(k)
-        return tf.sigmoid(self.project(k)) * self.scale
+        return _attention(self._sub, v, training)
 
     def call(self, inputs, training=None):
-        a = self.attention(inputs, training=training)
-        size = inputs.shape[1:3]
-        if None in tuple(size):
-            size = tf.shape(inputs)[1:3]
-        a = tf.image.resize(a, size, method="nearest")
-        weighted = inputs * a
-        return inputs + weighted if self.f_mode == "residual" else weighted
+        return _select(self._sub, inputs, _attention(self._sub, inputs, training))
 
     def compute_output_shape(self, input_shape):
         return input_shape

@@ -9,10 +9,16 @@ here and why:
 - Condensers use the depthwise + pointwise embedding: with the paper's per-condenser widths it
   lands each network within 10% of the paper's parameter count, which 3x3 full convolutions
   would exceed several times over.
+- Selective attention defaults to the residual form V + V*A*S: trained by the same recipe on
+  real Speech Commands it beat the paper's V*A*S (``make ablation``), which also starts slowly
+  without batch norm because three stacked V*A*S with A near 0.5 shrink the signal eightfold.
 - X/Y/Z use batch norm after every conv (folded into the convs at conversion); M uses none and
   only TFLM builtin ops, as in the paper.
-- Global average pooling is an AVERAGE_POOL_2D over the whole map (plus a RESHAPE), supported by
-  every TFLM port, rather than MEAN.
+- Global average pooling is a MEAN, not an AVERAGE_POOL_2D over the whole map: int8
+  AVERAGE_POOL_2D must keep its input's scale, and without batch norm the head's output range
+  is set by rare large activations (hundreds) while the averages are a few units, so they would
+  be left with a handful of int8 levels. MEAN requantizes to a range of its own; measured on a
+  trained TinySpeech-M this was the largest single int8 error.
 """
 
 from __future__ import annotations
@@ -20,7 +26,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from tinyspeech_tf._compat import keras
-from tinyspeech_tf.layers import AttentionCondenser
+from tinyspeech_tf.layers import attention_condenser
 
 
 def tinyspeech(input_shape: Sequence[int] = (49, 10, 1), num_classes: int = 12, *,
@@ -28,7 +34,8 @@ def tinyspeech(input_shape: Sequence[int] = (49, 10, 1), num_classes: int = 12, 
                stem_strides: Sequence[int] = (2, 2),
                embed_widths: Sequence[int] = (8, 12, 10), depth_multiplier: int = 1,
                head_channels: int = 28, embedding: str = "depthwise",
-               pool_size: int = 2, f_mode: str = "multiply", use_batch_norm: bool = False,
+               pool_size: int = 2, f_mode: str = "residual", scale_init: float = 1.0,
+               use_batch_norm: bool = False,
                dropout: float = 0.0, name: str = "tinyspeech") -> keras.Model:
     """Build a TinySpeech network.
 
@@ -42,29 +49,34 @@ def tinyspeech(input_shape: Sequence[int] = (49, 10, 1), num_classes: int = 12, 
             the width for the conv embedding).
         head_channels: channels of the last conv, before global average pooling.
         embedding: ``"depthwise"`` or ``"conv"`` (see :class:`AttentionCondenser`).
-        f_mode: selective attention ``"multiply"`` (V*A*S) or ``"residual"`` (V + V*A*S).
+        f_mode: selective attention ``"residual"`` (V + V*A*S, the default, chosen by the
+            measured ablation in ``reports/f_mode_ablation.md``) or ``"multiply"`` (V*A*S).
+        scale_init: initial S of every condenser.
         use_batch_norm: batch norm after each conv (X/Y/Z) or none (M).
         dropout: dropout rate before the dense layer (training only; not in the TFLite graph).
     """
     bias = not use_batch_norm
 
     def conv_block(x, filters, kernel, strides, block_name):
+        # conv -> BN -> ReLU, or conv with its own ReLU: the two patterns QAT handles fully.
         x = keras.layers.Conv2D(filters, kernel, strides=strides, padding="same",
-                                use_bias=bias, name=block_name)(x)
-        if use_batch_norm:
-            x = keras.layers.BatchNormalization(name=f"{block_name}_bn")(x)
+                                use_bias=bias, activation=None if use_batch_norm else "relu",
+                                name=block_name)(x)
+        if not use_batch_norm:
+            return x
+        x = keras.layers.BatchNormalization(name=f"{block_name}_bn")(x)
         return keras.layers.ReLU(name=f"{block_name}_relu")(x)
 
     inputs = keras.Input(shape=tuple(input_shape), name="mfcc")
     x = conv_block(inputs, stem_channels, tuple(stem_kernel), tuple(stem_strides), "stem")
     for i, width in enumerate(embed_widths, start=1):
         c1 = stem_channels * depth_multiplier if embedding == "depthwise" else width
-        x = AttentionCondenser((c1, width), pool_size=pool_size, embedding=embedding,
-                               f_mode=f_mode, use_batch_norm=use_batch_norm,
-                               name=f"condenser{i}")(x)
+        x = attention_condenser(x, (c1, width), pool_size=pool_size, embedding=embedding,
+                                f_mode=f_mode, scale_init=scale_init,
+                                use_batch_norm=use_batch_norm,
+                                name=f"condenser{i}")
     x = conv_block(x, head_channels, (3, 3), (1, 1), "head")
-    x = keras.layers.AveragePooling2D(pool_size=tuple(x.shape[1:3]), name="gap")(x)
-    x = keras.layers.Flatten(name="flatten")(x)
+    x = keras.layers.GlobalAveragePooling2D(name="gap")(x)
     if dropout:
         x = keras.layers.Dropout(dropout, name="dropout")(x)
     outputs = keras.layers.Dense(num_classes, activation="softmax", name="classifier")(x)
