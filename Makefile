@@ -4,9 +4,12 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install test lint train train-real ablation zoo firmware-check bench-frontend clean
+.PHONY: install test lint train train-real ablation zoo firmware-check bench-frontend \
+    export-tflite clean
 
 MODEL ?= tinyspeech_m
+# The run export-tflite reads (the one `make train` makes); output goes to build/<its name>/.
+RUN ?= runs/tinyspeech_m
 DATA ?= synthetic
 REAL ?= ../shared/data/speech_commands_v0.02_real
 
@@ -48,6 +51,11 @@ firmware-check: $(STAMP)
 
 bench-frontend: $(STAMP)
 	$(VENV)/bin/tinyspeech bench-frontend
+
+# C/C++ files for TFLM (model data, settings, op resolver, golden vectors) -> build/<run name>/,
+# copied into firmware/arduino/TinySpeechM/ and firmware/zephyr/src/model/.
+export-tflite: $(STAMP)
+	$(VENV)/bin/tinyspeech export-tflite $(RUN) --out build/$(notdir $(patsubst %/,%,$(RUN)))
 
 clean:
 	rm -rf build .pytest_cache

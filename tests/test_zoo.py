@@ -95,7 +95,7 @@ def test_tinyspeech_m_fits_its_flash_budget_and_reports_arena():
     assert len(trained_like) <= 16 * 1024, len(trained_like)
     arena = tflm.arena_bytes(tflite_bytes)
     assert 1024 < arena < 64 * 1024
-    # The bisection's answer is tight: 64 bytes less does not allocate.
+    # The measured figure is tight: 64 bytes less does not allocate.
     with pytest.raises(RuntimeError):
         with tflm._quiet_native_output():
             tflm.interpreter(tflite_bytes, arena - 64)

@@ -70,12 +70,14 @@ def to_markdown(report: dict) -> str:
              f"{report['val_examples']} validation examples; recipe: "
              + ", ".join(f"{k}={v}" for k, v in report["recipe"].items() if v not in ([], None))
              + ".", "",
-             "| F mode | float | QAT (Keras) | int8 (TFLM) | int8 PTQ (TFLM) | .tflite bytes |",
-             "|---|---:|---:|---:|---:|---:|"]
+             "| F mode | float | QAT (Keras) | int8 (TFLM) | int8 PTQ (TFLM) | .tflite bytes "
+             "| arena bytes |",
+             "|---|---:|---:|---:|---:|---:|---:|"]
     for mode, row in report["modes"].items():
         qat = "-" if row["qat"] is None else f"{row['qat']:.2%}"
         lines.append(f"| {mode} | {row['float']:.2%} | {qat} | {row['int8_tflm']:.2%} "
-                     f"| {row['int8_ptq_tflm']:.2%} | {row['tflite_bytes']:,} |")
+                     f"| {row['int8_ptq_tflm']:.2%} | {row['tflite_bytes']:,} "
+                     f"| {row['arena_bytes']:,} |")
     lines += ["", f"Chosen by int8 accuracy: **{report['chosen']}**.", ""]
     return "\n".join(lines)
 

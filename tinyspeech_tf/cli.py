@@ -25,6 +25,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "ablate-fmode": ("tinyspeech_tf.ablation",
                      "train both selective-attention modes and report which wins"),
     "dataset": ("tinyspeech_tf.dataset_cli", "make the offline synthetic set; inspect datasets"),
+    "export-tflite": ("tinyspeech_tf.export.command",
+                      "a trained run -> model_data.cc, model_settings.h, op_resolver.h, golden.h"),
 }
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import sys
 import tempfile
 
@@ -16,6 +17,14 @@ import numpy as np
 
 ARENA_SEARCH_LIMIT = 4 << 20  # 4 MiB: more than any KWS model needs
 ARENA_ALIGN = 16
+
+
+def _flush_c_stdio() -> None:
+    """Flush C stdio buffers: when stdout is a file or pipe, TFLM's printf output sits in the
+    C library's buffer and would otherwise land wherever file descriptor 1 points later."""
+    import ctypes
+
+    ctypes.CDLL(None).fflush(None)
 
 
 @contextlib.contextmanager
@@ -34,6 +43,7 @@ def _quiet_native_output():
         os.dup2(devnull, 2)
         yield
     finally:
+        _flush_c_stdio()
         os.dup2(saved[0], 1)
         os.dup2(saved[1], 2)
         for fd in (*saved, devnull):
@@ -57,44 +67,54 @@ def _allocates(tflite_bytes: bytes, arena_size: int) -> bool:
         return False
 
 
-def arena_bytes(tflite_bytes: bytes) -> int:
-    """Smallest arena (multiple of 16 bytes) in which TFLM allocates the model, by bisection.
+def _recorded_total(report: str) -> int | None:
+    match = re.search(r"Arena allocation total (\d+) bytes", report)
+    return int(match.group(1)) if match else None
 
-    The TFLM Python binding exposes no "arena used" query, and the allocation succeeds or fails
-    monotonically with the arena size, so a binary search gives the exact minimum. Measured on
-    the 64-bit host: interpreter bookkeeping (eval tensors, node structs) is larger there than
-    on a 32-bit Cortex-M, so the figure is an upper bound for the board.
+
+def arena_bytes(tflite_bytes: bytes) -> int:
+    """Smallest arena (multiple of 16 bytes) in which TFLM allocates the model.
+
+    The TFLM Python binding has no "arena used" query, but its RecordingMicroAllocator prints
+    the total it allocated. The model is allocated once in a generous arena, the total read
+    from that report, and the figure then checked by allocating in exactly that many bytes.
+    (A bisection over failing sizes is not safe: TFLM's MEAN kernel crashes the process on
+    some failed allocations instead of reporting them.) Measured on the 64-bit host:
+    interpreter bookkeeping (eval tensors, node structs) is larger there than on a 32-bit
+    Cortex-M, so the figure is an upper bound for the board.
     """
-    hi = 1024
-    while not _allocates(tflite_bytes, hi):
-        hi *= 2
-        if hi > ARENA_SEARCH_LIMIT:
+    size = max(64 * 1024, 16 * len(tflite_bytes))
+    while not _allocates(tflite_bytes, size):
+        size *= 2
+        if size > ARENA_SEARCH_LIMIT:
             raise RuntimeError(f"model does not allocate in {ARENA_SEARCH_LIMIT} bytes of arena")
-    lo = 0  # invariant: lo fails (or is 0), hi succeeds
-    while hi - lo > ARENA_ALIGN:
-        mid = (lo + hi) // 2 // ARENA_ALIGN * ARENA_ALIGN
-        if mid <= lo:
-            break
-        if _allocates(tflite_bytes, mid):
-            hi = mid
-        else:
-            lo = mid
-    return hi
+    total = _recorded_total(allocation_report(tflite_bytes, size))
+    if total is None:
+        raise RuntimeError("TFLM printed no allocation total; cannot measure the arena")
+    total = -(-total // ARENA_ALIGN) * ARENA_ALIGN
+    if not _allocates(tflite_bytes, total):
+        raise RuntimeError(f"TFLM reported {total} arena bytes but does not allocate in them")
+    return total
 
 
 def allocation_report(tflite_bytes: bytes, arena_size: int | None = None) -> str:
     """TFLM's own allocation breakdown (``print_allocations``) as text."""
     interp = interpreter(tflite_bytes, arena_size or arena_bytes(tflite_bytes))
     with tempfile.TemporaryFile(mode="w+b") as buf:
+        # TFLM logs through printf or stderr depending on the build: capture both descriptors.
         sys.stdout.flush()
-        saved = os.dup(1)
+        sys.stderr.flush()
+        saved = os.dup(1), os.dup(2)
         try:
             os.dup2(buf.fileno(), 1)
+            os.dup2(buf.fileno(), 2)
             interp.print_allocations()
         finally:
-            sys.stdout.flush()
-            os.dup2(saved, 1)
-            os.close(saved)
+            _flush_c_stdio()
+            os.dup2(saved[0], 1)
+            os.dup2(saved[1], 2)
+            for fd in saved:
+                os.close(fd)
         buf.seek(0)
         return buf.read().decode(errors="replace")
 
