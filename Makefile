@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
 .PHONY: install test lint train train-real ablation zoo firmware-check bench-frontend \
-    export-tflite clean
+    export-tflite stream-report clean
 
 MODEL ?= tinyspeech_m
 # The run export-tflite reads (the one `make train` makes); output goes to build/<its name>/.
@@ -56,6 +56,25 @@ bench-frontend: $(STAMP)
 # copied into firmware/arduino/TinySpeechM/ and firmware/zephyr/src/model/.
 export-tflite: $(STAMP)
 	$(VENV)/bin/tinyspeech export-tflite $(RUN) --out build/$(notdir $(patsubst %/,%,$(RUN)))
+
+# Streaming detection on a long recording: a seeded STREAM_MINUTES-minute stream of real val
+# clips (keywords, unknown words, silence) over the official background noise, with its label
+# track, then the int8 model in TFLM every 20 ms + the posterior smoother, scored against the
+# track -> reports/stream_<run name>.{json,md}. Extra `tinyspeech stream` options (e.g.
+# --threshold 180) go in STREAM_ARGS.
+STREAM_RUN ?= runs/ablation/tinyspeech_m_residual
+STREAM_MINUTES ?= 5
+STREAM_SEED ?= 0
+STREAM_ARGS ?=
+STREAM_WAV := build/stream/val_$(STREAM_MINUTES)min.wav
+STREAM_REPORT := reports/stream_$(notdir $(patsubst %/,%,$(STREAM_RUN)))
+
+stream-report: $(STAMP)
+	$(VENV)/bin/tinyspeech stream-make $(STREAM_WAV) --data $(REAL)/val \
+		--minutes $(STREAM_MINUTES) --seed $(STREAM_SEED)
+	$(VENV)/bin/tinyspeech stream $(STREAM_WAV) --model $(STREAM_RUN) \
+		--track $(STREAM_WAV:.wav=.csv) --json $(STREAM_REPORT).json \
+		--markdown $(STREAM_REPORT).md $(STREAM_ARGS)
 
 clean:
 	rm -rf build .pytest_cache

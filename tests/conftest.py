@@ -41,6 +41,19 @@ def require_shared(*parts: str) -> Path:
     return path
 
 
+def fails_one_line(argv: list[str], capsys, *fragments: str) -> str:
+    """Run the CLI expecting a user error: exit code 2, one stderr line naming the fragments."""
+    from tinyspeech_tf import cli
+
+    assert cli.main(argv) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    assert len(err.strip().splitlines()) == 1, err
+    for fragment in fragments:
+        assert fragment in err, err
+    return err
+
+
 @pytest.fixture(scope="session")
 def shared_dir() -> Path:
     return require_shared()

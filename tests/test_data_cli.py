@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import fails_one_line as _fails
 
 from tinyspeech_tf import cli
 from tinyspeech_tf.audio import write_wav
@@ -36,14 +37,6 @@ def _raw_wav(path: Path, rate: int = 16000, channels: int = 1, frames: int = 160
         w.writeframes(np.zeros(frames * channels, "<i2").tobytes())
 
 
-def _fails(argv: list[str], capsys, *fragments: str) -> str:
-    assert cli.main(argv) == 2
-    err = capsys.readouterr().err
-    assert "Traceback" not in err
-    assert len(err.strip().splitlines()) == 1, err
-    for fragment in fragments:
-        assert fragment in err, err
-    return err
 
 
 def test_info_prints_kind_sizes_and_counts(tmp_path, capsys) -> None:

@@ -18,6 +18,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 from conftest import REPO_ROOT, require_tools
+from conftest import fails_one_line as _fails
+from tiny_export import make_run
 
 from tinyspeech_tf import cli, quantize, tflm
 from tinyspeech_tf.audio import write_wav
@@ -38,7 +40,9 @@ def mock_header_text() -> str:
     """A stand-in for TFLM's micro_mutable_op_resolver.h: one Add* per op TFLM registers.
 
     Like TFLM, an Add fails when the resolver is full or the op is already registered; it
-    records builtin names so a test program can print what was registered.
+    records builtin names so a test program can print what was registered. As in TFLM it
+    derives from MicroOpResolver (what MicroInterpreter takes) and gets TfLiteStatus from
+    common.h; both are hand-written mocks beside it (see tests/test_firmware_runner.py).
     """
     methods = "".join(
         f'  TfLiteStatus {quantize.resolver_method(op)}() {{ return Register("{op}"); }}\n'
@@ -50,12 +54,13 @@ def mock_header_text() -> str:
         "#ifndef TINYSPEECH_TFLM_MOCK_MICRO_MUTABLE_OP_RESOLVER_H_\n"
         "#define TINYSPEECH_TFLM_MOCK_MICRO_MUTABLE_OP_RESOLVER_H_\n\n"
         "#include <cstring>\n\n"
-        "typedef enum TfLiteStatus { kTfLiteOk = 0, kTfLiteError = 1 } TfLiteStatus;\n\n"
+        '#include "tensorflow/lite/c/common.h"\n'
+        '#include "tensorflow/lite/micro/micro_op_resolver.h"\n\n'
         "namespace tflite {\n\n"
         "template <unsigned int tOpCount>\n"
-        "class MicroMutableOpResolver {\n"
+        "class MicroMutableOpResolver : public MicroOpResolver {\n"
         " public:\n"
-        "  unsigned int registered() const { return count_; }\n"
+        "  unsigned int registered() const override { return count_; }\n"
         "  const char* name(unsigned int i) const { return names_[i]; }\n\n"
         + methods +
         "\n private:\n"
@@ -88,22 +93,7 @@ def _tone(freq: float = 440.0, amplitude: float = 0.3) -> np.ndarray:
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory) -> Path:
     """A run directory as `tinyspeech train` leaves it, minus the training."""
-    from tinyspeech_tf import data, zoo
-    from tinyspeech_tf._compat import keras
-    from tinyspeech_tf.features import DEFAULT_CONFIG
-
-    run = tmp_path_factory.mktemp("runs") / "tinyspeech_m"
-    run.mkdir()
-    keras.utils.set_random_seed(0)
-    model = zoo.get("tinyspeech_m")
-    tflite = quantize.convert_int8(model, quantize.random_representative((49, 10, 1)))
-    (run / "model_int8.tflite").write_bytes(tflite)
-    data.write_labels(run / "labels.txt", data.LABELS)
-    (run / "frontend.json").write_text(DEFAULT_CONFIG.to_json())
-    (run / "config.json").write_text(json.dumps({"model": "tinyspeech_m",
-                                                 "data": "no/such/dataset"}))
-    (run / "metrics.json").write_text("{}")
-    return run
+    return make_run(tmp_path_factory.mktemp("runs"))
 
 
 @pytest.fixture(scope="module")
@@ -310,14 +300,6 @@ def test_default_out_dir_is_build_slash_run_name() -> None:
 
 
 # ---- user mistakes: exit 2, one line -----------------------------------------------------------
-def _fails(argv: list[str], capsys, *fragments: str) -> str:
-    assert cli.main(argv) == 2
-    err = capsys.readouterr().err.strip()
-    assert len(err.splitlines()) == 1, err
-    assert err.startswith("tinyspeech export-tflite: error: ")
-    for fragment in fragments:
-        assert fragment in err, (fragment, err)
-    return err
 
 
 def test_bad_run_dir_is_one_line_error(tmp_path, capsys) -> None:

@@ -27,6 +27,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "dataset": ("tinyspeech_tf.dataset_cli", "make the offline synthetic set; inspect datasets"),
     "export-tflite": ("tinyspeech_tf.export.command",
                       "a trained run -> model_data.cc, model_settings.h, op_resolver.h, golden.h"),
+    "stream": ("tinyspeech_tf.stream",
+               "detect keywords in a long wav as the board does; score against a label track"),
+    "stream-make": ("tinyspeech_tf.stream_make",
+                    "build a long test stream from held-out clips over noise, with its track"),
 }
 
 

@@ -1,0 +1,53 @@
+"""An export of an untrained model, for firmware tests that need real generated headers.
+
+Same recipe as tests/test_export.py: a seeded zoo model int8-converted on random calibration
+data, the run files `tinyspeech train` would leave, a 440 Hz tone as the golden clip, and
+`tinyspeech export-tflite --no-copy` into a temporary directory (never into the repository).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+TONE_HZ = 440.0
+
+
+def tone(freq: float = TONE_HZ, amplitude: float = 0.3, samples: int = 16000) -> np.ndarray:
+    t = np.arange(samples) / 16000.0
+    return (amplitude * np.sin(2 * np.pi * freq * t)).astype(np.float32)
+
+
+def make_run(root: Path, model: str = "tinyspeech_m") -> Path:
+    """A run directory as `tinyspeech train` leaves it, minus the training: ``root/runs/MODEL``."""
+    from tinyspeech_tf import data, quantize, zoo
+    from tinyspeech_tf._compat import keras
+    from tinyspeech_tf.features import DEFAULT_CONFIG
+
+    run = root / "runs" / model
+    run.mkdir(parents=True)
+    keras.utils.set_random_seed(0)
+    tflite = quantize.convert_int8(zoo.get(model), quantize.random_representative((49, 10, 1)))
+    (run / "model_int8.tflite").write_bytes(tflite)
+    data.write_labels(run / "labels.txt", data.LABELS)
+    (run / "frontend.json").write_text(DEFAULT_CONFIG.to_json())
+    (run / "config.json").write_text(json.dumps({"model": model, "data": "no/such/dataset"}))
+    (run / "metrics.json").write_text("{}")
+    return run
+
+
+def make_export(root: Path, model: str = "tinyspeech_m") -> Path:
+    """Write run/ and out/ under ``root``; returns the export directory (out/)."""
+    from tinyspeech_tf import cli
+    from tinyspeech_tf.audio import write_wav
+
+    run = make_run(root, model)
+    wav = root / "tone.wav"
+    write_wav(wav, tone())
+    out = root / "out"
+    argv = ["export-tflite", str(run), "--out", str(out), "--golden-wav", str(wav), "--no-copy"]
+    if cli.main(argv) != 0:
+        raise RuntimeError("export-tflite failed")
+    return out
