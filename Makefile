@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
 .PHONY: install test lint train train-real ablation zoo firmware-check bench-frontend \
-    export-tflite stream-report clean
+    export-tflite stream-report bench explore clean
 
 MODEL ?= tinyspeech_m
 # The run export-tflite reads (the one `make train` makes); output goes to build/<its name>/.
@@ -75,6 +75,39 @@ stream-report: $(STAMP)
 	$(VENV)/bin/tinyspeech stream $(STREAM_WAV) --model $(STREAM_RUN) \
 		--track $(STREAM_WAV:.wav=.csv) --json $(STREAM_REPORT).json \
 		--markdown $(STREAM_REPORT).md $(STREAM_ARGS)
+
+# Zoo vs peer int8 models in one process (accuracy on REAL's val, bytes, arena, interleaved
+# TFLM latency, ratios to the MLPerf Tiny reference) -> bench/results.{json,md},
+# bench/accuracy_vs_size.png and the README's Results block. Reuses runs/real/<model> (and
+# runs/ablation/tinyspeech_m_residual); trains missing ones with the real-data recipe. Extra
+# `tinyspeech bench` options go in BENCH_ARGS (e.g. --no-train, --models tinyspeech_m,ds_cnn).
+BENCH_ARGS ?=
+
+bench: $(STAMP)
+	$(VENV)/bin/tinyspeech bench --data $(REAL) $(BENCH_ARGS)
+
+# Architecture search under deployment limits (optuna; see tinyspeech_tf/explore.py) on REAL:
+# EXPLORE_TRIALS trained architectures (infeasible samples are pruned before training and do
+# not count) of EXPLORE_EPOCHS float + EXPLORE_QAT_EPOCHS QAT epochs each ->
+# EXPLORE_OUT/pareto.{json,png} and specs/trial_<n>.json (train one for real with `tinyspeech
+# train --spec`). Resumable: re-run to continue; more workers (here or on other machines, with
+# a shared EXPLORE_STORAGE URL) just run the same command. Arena limits are measured on this 64-bit host, where the hand-built
+# TinySpeech-M needs about 13.7 KB, hence 16 KB rather than a board's 8 KB by default.
+EXPLORE_OUT ?= runs/explore
+EXPLORE_TRIALS ?= 40
+EXPLORE_EPOCHS ?= 20
+EXPLORE_QAT_EPOCHS ?= 5
+EXPLORE_LIMITS ?= --max-params 15000 --max-bytes 16384 --max-arena 16384 --tflm-ops --no-batchnorm
+EXPLORE_STORAGE ?=
+EXPLORE_REFERENCE ?= runs/ablation/tinyspeech_m_residual
+EXPLORE_ARGS ?=
+
+explore: $(STAMP)
+	$(VENV)/bin/tinyspeech explore --data $(REAL) --trials $(EXPLORE_TRIALS) \
+		--epochs $(EXPLORE_EPOCHS) --qat-epochs $(EXPLORE_QAT_EPOCHS) --out $(EXPLORE_OUT) \
+		$(EXPLORE_LIMITS) $(if $(EXPLORE_STORAGE),--storage $(EXPLORE_STORAGE)) \
+		$(if $(wildcard $(EXPLORE_REFERENCE)/metrics.json),--reference $(EXPLORE_REFERENCE)) \
+		$(EXPLORE_ARGS)
 
 clean:
 	rm -rf build .pytest_cache

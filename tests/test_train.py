@@ -7,9 +7,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from tiny_export import write_tone_set
 
 from tinyspeech_tf import cli
-from tinyspeech_tf.audio import write_wav
 from tinyspeech_tf.data import LABELS
 from tinyspeech_tf.train import Interrupted, TrainConfig, train
 
@@ -20,17 +20,7 @@ RUN_FILES = ["model.keras", "model_int8.tflite", "labels.txt", "frontend.json", 
 @pytest.fixture(scope="module")
 def tone_set(tmp_path_factory) -> Path:
     """12 classes told apart by pitch: learnable in a few steps, no tools or downloads needed."""
-    root = tmp_path_factory.mktemp("tones")
-    rng = np.random.default_rng(0)
-    t = np.arange(16000) / 16000.0
-    for split, count in (("train", 6), ("val", 2)):
-        for i, label in enumerate(LABELS):
-            (root / split / label).mkdir(parents=True)
-            for k in range(count):
-                tone = 0.3 * np.sin(2 * np.pi * (200 + 150 * i) * t) if i else 0 * t
-                clip = tone + 0.01 * rng.standard_normal(16000)
-                write_wav(root / split / label / f"{label}_{k}.wav", clip.astype(np.float32))
-    return root
+    return write_tone_set(tmp_path_factory.mktemp("tones"), train_per_label=6)
 
 
 def _config(data: Path, out: Path, epochs: int = 2) -> TrainConfig:

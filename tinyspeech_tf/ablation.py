@@ -36,7 +36,13 @@ def _finished(config) -> dict | None:
         metrics = json.loads((out / "metrics.json").read_text())
     except (OSError, ValueError):
         return None
-    return metrics if saved == dataclasses.asdict(config) else None
+    # Compared as configs, not dicts: a run saved before a TrainConfig field existed still
+    # matches when the new field has its default.
+    try:
+        same = type(config).from_dict(saved) == config
+    except (UserError, TypeError):
+        same = False
+    return metrics if same else None
 
 
 def run_ablation(args: argparse.Namespace) -> dict:
@@ -57,7 +63,7 @@ def run_ablation(args: argparse.Namespace) -> dict:
                       "tflite_bytes": metrics["tflite_bytes"],
                       "arena_bytes": metrics["arena_bytes"]}
     recipe = dataclasses.asdict(_config(args, MODES[0]))
-    for key in ("out", "model_kwargs"):
+    for key in ("out", "model_kwargs", "spec"):
         recipe.pop(key)
     return {"model": args.model, "data": args.data, "recipe": recipe,
             "val_examples": metrics["val_examples"], "modes": rows,

@@ -31,6 +31,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
                "detect keywords in a long wav as the board does; score against a label track"),
     "stream-make": ("tinyspeech_tf.stream_make",
                     "build a long test stream from held-out clips over noise, with its track"),
+    "bench": ("tinyspeech_tf.bench",
+              "zoo vs peer int8 models: accuracy, size, arena, interleaved TFLM latency"),
+    "explore": ("tinyspeech_tf.explore",
+                "search TinySpeech architectures under params/bytes/arena/op limits (optuna)"),
 }
 
 

@@ -48,6 +48,10 @@ class TrainConfig:
     calibration_examples: int = 256
     model_kwargs: dict = field(default_factory=dict)
     max_steps_per_epoch: int | None = None  # for smoke tests only
+    # An architecture spec (see zoo.load_spec) built instead of the zoo model `model`, which
+    # then only names the run in reports; stored whole so --resume and the run directory need
+    # no spec file on disk.
+    spec: dict | None = None
 
     @classmethod
     def from_dict(cls, data: dict) -> TrainConfig:
@@ -212,7 +216,9 @@ def train(config: TrainConfig, resume: bool = False, verbose: int = 1,
     from tinyspeech_tf.data import make_dataset, write_labels
     from tinyspeech_tf.features import DEFAULT_CONFIG as frontend
 
-    if config.model not in zoo.names():
+    if config.spec is not None:
+        config = dataclasses.replace(config, spec=zoo.load_spec(config.spec)[0])
+    elif config.model not in zoo.names():
         raise UserError(f"unknown model {config.model!r}; choose one of: "
                         f"{', '.join(zoo.names())}")
     out = Path(config.out)
@@ -252,12 +258,16 @@ def train(config: TrainConfig, resume: bool = False, verbose: int = 1,
         initial_epoch, best, history = state["epoch"], state["best"], state["history"]
         qat_best = state.get("qat_best", qat_best)
         model = keras.models.load_model(ckpt_dir / "last.keras")
+    elif config.spec is not None:
+        model = zoo.from_spec(config.spec, input_shape=(*frontend.feature_shape, 1),
+                              num_classes=len(names))
     else:
         try:
             model = zoo.get(config.model, input_shape=(*frontend.feature_shape, 1),
                             num_classes=len(names), **config.model_kwargs)
         except (TypeError, ValueError) as err:
             raise UserError(f"{config.model} with {config.model_kwargs}: {err}") from None
+    if not resume:
         model.compile(optimizer=_optimizer(config.learning_rate, config, steps, config.epochs),
                       loss="sparse_categorical_crossentropy", metrics=["accuracy"])
 
@@ -307,8 +317,11 @@ def train(config: TrainConfig, resume: bool = False, verbose: int = 1,
         best, lambda: model.save(ckpt_dir / "best.keras"),
         lambda: model.save(ckpt_dir / "last.keras")))
     model = keras.models.load_model(ckpt_dir / "best.keras")
-    per_channel = (zoo.PER_CHANNEL.get(config.model, True) if config.per_channel is None
-                   else config.per_channel)
+    per_channel = config.per_channel
+    if per_channel is None:
+        per_channel = ((config.spec or {}).get("per_channel")
+                       if (config.spec or {}).get("per_channel") is not None
+                       else zoo.PER_CHANNEL.get(config.model, True))
 
     rng = np.random.default_rng(config.seed)
     calib_idx = rng.choice(len(train_split), min(config.calibration_examples,
@@ -366,6 +379,8 @@ def train(config: TrainConfig, resume: bool = False, verbose: int = 1,
         "ops": quantize.op_set(tflite_bytes),
         "train_seconds": round(train_seconds, 1),
     }
+    if config.spec is not None:
+        metrics["spec"] = config.spec
 
     model.save(out / ".model.tmp.keras")
     os.replace(out / ".model.tmp.keras", out / "model.keras")
@@ -391,12 +406,13 @@ def model_card(metrics: dict) -> str:
         f"| {name} | {_pct(metrics['float']['per_class'][name])} "
         f"| {_pct(metrics['int8_tflm']['per_class'][name])} |" for name in metrics["labels"])
     attention = ""
-    if metrics["model"].startswith("tinyspeech"):
+    spec = metrics.get("spec") or {}
+    if spec.get("builder", metrics["model"]).startswith("tinyspeech"):
         import inspect
 
         from tinyspeech_tf import ablation, zoo
 
-        mode = metrics.get("model_kwargs", {}).get(
+        mode = {**metrics.get("model_kwargs", {}), **spec.get("kwargs", {})}.get(
             "f_mode", inspect.signature(zoo.tinyspeech).parameters["f_mode"].default)
         report = ablation.load_report()
         attention = (f"\n- Selective attention: F = {mode}"
@@ -437,7 +453,12 @@ def _pct(value) -> str:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     defaults = TrainConfig()
-    parser.add_argument("--model", default=defaults.model, help="zoo model name")
+    parser.add_argument("--model", default=None,
+                        help=f"zoo model name (default {defaults.model}; with --spec: the run's "
+                             "name in reports, default the spec's name)")
+    parser.add_argument("--spec", default=None, metavar="SPEC.json",
+                        help="train the architecture in this spec file (e.g. one written by "
+                             "`tinyspeech explore`) instead of a zoo model")
     parser.add_argument("--data", default=defaults.data,
                         help="'synthetic' (offline default), 'tfds', or a dataset folder")
     parser.add_argument("--out", default=None, help="run directory (default runs/MODEL)")
@@ -478,8 +499,19 @@ def parse_model_args(items: list[str]) -> dict:
 
 
 def run(args: argparse.Namespace) -> int:
-    config = TrainConfig(model=args.model, data=args.data,
-                         out=args.out or f"runs/{args.model}", epochs=args.epochs,
+    spec = None
+    if args.spec is not None:
+        from tinyspeech_tf import zoo
+
+        if args.model_arg:
+            raise UserError("--model-arg and --spec do not mix: put builder arguments in the "
+                            f"spec's kwargs ({args.spec})")
+        # Build once now so a bad spec fails here, naming its file, before any data loads.
+        zoo.from_spec(args.spec)
+        spec = zoo.load_spec(args.spec)[0]
+    model = args.model or (spec["name"] if spec else TrainConfig.model)
+    config = TrainConfig(model=model, data=args.data, spec=spec,
+                         out=args.out or f"runs/{model}", epochs=args.epochs,
                          batch_size=args.batch_size, learning_rate=args.lr, seed=args.seed,
                          lr_schedule=args.lr_schedule, extra_train=list(args.extra_train),
                          qat_epochs=args.qat_epochs, qat_learning_rate=args.qat_lr,

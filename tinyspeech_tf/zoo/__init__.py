@@ -6,7 +6,10 @@ as keyword arguments, like ``keras.applications``.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import inspect
+import json
+import os
+from collections.abc import Callable, Sequence
 
 from tinyspeech_tf.errors import UserError
 from tinyspeech_tf.zoo.ds_cnn import ds_cnn
@@ -56,5 +59,104 @@ def get(name: str, **kwargs):
     return builder(**kwargs)
 
 
-__all__ = ["get", "names", "PAPER", "PER_CHANNEL", "tinyspeech", "tinyspeech_x", "tinyspeech_y",
-           "tinyspeech_z", "tinyspeech_m", "tiny_conv", "ds_cnn"]
+# Architecture specs: ``{"builder": ..., "kwargs": {...}, "name": ...}`` as JSON, the unit that
+# `tinyspeech explore` writes per trial and `tinyspeech train --spec` trains. Optional
+# ``"per_channel"`` (bool) fixes the int8 weight granularity the architecture was measured
+# with, so training the spec ships the bytes the explorer reported.
+SPEC_KEYS = ("builder", "kwargs", "name", "per_channel")
+# Supplied by the data (front-end and label set), never by the spec.
+_DATA_ARGS = ("input_shape", "num_classes")
+
+
+def builders() -> list[str]:
+    """Builder names a spec may use: the generic ``tinyspeech`` and every zoo model."""
+    return ["tinyspeech", *_REGISTRY]
+
+
+def _builder(name: str) -> Callable:
+    return tinyspeech if name == "tinyspeech" else _REGISTRY[name]
+
+
+def _builder_args(name: str) -> set[str]:
+    """Keyword arguments a builder accepts; the TinySpeech presets take the generic builder's."""
+    fn = _builder(name)
+    params = inspect.signature(fn).parameters
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        params = inspect.signature(tinyspeech).parameters
+    return set(params) - set(_DATA_ARGS)
+
+
+def load_spec(path_or_dict: str | os.PathLike | dict) -> tuple[dict, str]:
+    """A validated, normalised spec dict and where it came from (for error messages).
+
+    Checks everything that can be checked without building: JSON syntax, top-level keys,
+    builder name and argument names. Bad argument *values* surface in :func:`from_spec`.
+    """
+    if isinstance(path_or_dict, dict):
+        raw, where = path_or_dict, "spec"
+    else:
+        where = os.fspath(path_or_dict)
+        try:
+            text = open(where, encoding="utf-8").read()
+        except FileNotFoundError:
+            raise UserError(f"{where}: no such spec file") from None
+        except OSError as err:
+            raise UserError(f"{where}: cannot read spec ({err.strerror})") from None
+        try:
+            raw = json.loads(text)
+        except json.JSONDecodeError as err:
+            raise UserError(f"{where}: not valid JSON ({err.msg} at line {err.lineno})") from None
+    if not isinstance(raw, dict):
+        raise UserError(f"{where}: a spec is a JSON object "
+                        '{"builder": "tinyspeech", "kwargs": {...}, "name": ...}')
+    unknown = sorted(set(raw) - set(SPEC_KEYS))
+    if unknown:
+        raise UserError(f"{where}: unknown spec key(s) {', '.join(unknown)}; "
+                        f"allowed: {', '.join(SPEC_KEYS)}")
+    builder = raw.get("builder")
+    if builder not in builders():
+        raise UserError(f"{where}: unknown builder {builder!r}; choose one of: "
+                        f"{', '.join(builders())}")
+    kwargs = raw.get("kwargs", {})
+    if not isinstance(kwargs, dict):
+        raise UserError(f"{where}: kwargs must be a JSON object of builder arguments")
+    bad = sorted(set(kwargs) - _builder_args(builder))
+    if bad:
+        raise UserError(f"{where}: builder {builder} has no argument(s) {', '.join(bad)}"
+                        + (" (set by the data, not the spec)"
+                           if set(bad) & set(_DATA_ARGS) else ""))
+    name = raw.get("name", builder)
+    if not isinstance(name, str) or not name:
+        raise UserError(f"{where}: name must be a non-empty string")
+    spec = {"builder": builder, "kwargs": dict(kwargs), "name": name}
+    if "per_channel" in raw:
+        if not isinstance(raw["per_channel"], bool):
+            raise UserError(f"{where}: per_channel must be true or false")
+        spec["per_channel"] = raw["per_channel"]
+    return spec, where
+
+
+def from_spec(path_or_dict: str | os.PathLike | dict,
+              input_shape: Sequence[int] = (49, 10, 1), num_classes: int = 12):
+    """Build the Keras model an architecture spec (file or dict) describes.
+
+    The spec's ``name`` becomes the model's name unless ``kwargs`` sets one. Every problem
+    (unknown builder, unknown argument, a value the builder rejects) is a UserError naming the
+    spec file, since specs are written by hand or by `tinyspeech explore` and edited.
+    """
+    spec, where = load_spec(path_or_dict)
+    kwargs = dict(spec["kwargs"])
+    if "name" in _builder_args(spec["builder"]):
+        kwargs.setdefault("name", spec["name"])
+    try:
+        return _builder(spec["builder"])(input_shape=tuple(input_shape),
+                                         num_classes=int(num_classes), **kwargs)
+    except (TypeError, ValueError, KeyError) as err:
+        message = " ".join(str(err).split()) or type(err).__name__
+        raise UserError(f"{where}: builder {spec['builder']} rejects its kwargs: "
+                        f"{message[:300]}") from None
+
+
+__all__ = ["get", "names", "builders", "load_spec", "from_spec", "SPEC_KEYS", "PAPER",
+           "PER_CHANNEL", "tinyspeech", "tinyspeech_x", "tinyspeech_y", "tinyspeech_z",
+           "tinyspeech_m", "tiny_conv", "ds_cnn"]

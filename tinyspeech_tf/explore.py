@@ -1,0 +1,689 @@
+"""``tinyspeech explore``: machine-driven TinySpeech design search under deployment constraints.
+
+An optuna study samples TinySpeech architectures (number of attention condensers, stem width
+and stride, embedding width per condenser, embedding type and depth multiplier, condensation
+pool, selective-attention mode, head width, and batch norm when allowed), trains each with a
+short budget and maximizes its int8 validation accuracy *in the TFLM interpreter*. Decisions
+and why:
+
+- Constraints are checked before any training, cheapest first: parameters and MACs from the
+  Keras model (``tinyspeech_tf.profile``), then one int8 conversion with random calibration
+  for the op set and the flatbuffer size, then the minimum TFLM arena of that flatbuffer. A
+  violating architecture costs seconds, not a training run: its trial is pruned
+  (``optuna.TrialPruned``) with the first violated constraint in the ``pruned_reason`` user
+  attribute, and no trial directory is created. The model converted for the check is the one
+  training will ship: the QAT copy when the budget has QAT epochs (tfmot's graph converts
+  larger than the post-training one), with distinct random weights (fresh zero biases and
+  S = 1 would be stored once each and understate the bytes). Measured this way the arena
+  matches the trained model's exactly and the bytes are an upper bound (within 16 bytes). The
+  trained figures are what the reports show, and a trial whose trained model broke a limit
+  anyway would be listed under ``violating_after_training`` instead of the front.
+- ``--tflm-ops`` restricts the op set to ``quantize.TINYSPEECH_OPS``: the ops of the hand-built
+  TinySpeech-M (its condensers already need ADD for the residual F, so the set is the "M op set
+  plus ADD" of the issue). A searched model then needs no kernel the M firmware lacks, so kernel
+  flash stays what it is. Without the flag any TFLM builtin op is allowed (``quantize.TFLM_OPS``:
+  the arena is measured in TFLM, so that much is always required).
+- Single objective (accuracy) rather than multi-objective: bytes and arena are already bounded
+  by the constraints, so the budget goes to accuracy within them; bytes and arena are user
+  attributes, and the accuracy / bytes / arena Pareto front is computed from the completed
+  trials (``pareto.json``, ``pareto.png``).
+- ``--trials N`` is the number of *trained* architectures the study should hold, across all
+  workers: pruned (infeasible) trials and re-sampled duplicates do not count, and a worker
+  starts a new trial only while completed plus in-flight trials are below N. Re-running the
+  command on a finished study therefore only rewrites the reports (raise ``--trials`` to
+  continue); a worker that samples ``--max-infeasible`` infeasible architectures in a row
+  stops with an error saying which limit bit, since the constraints are then too tight.
+- Several workers (processes or machines) share one study by running the same command against
+  the same ``--storage`` (default ``sqlite:///DIR/study.db``; any optuna RDB URL such as
+  PostgreSQL works). Trials carry a heartbeat, so a killed worker's trial is marked failed and
+  does not block the count. Each trial's sampler stream is seeded from ``(--seed, trial
+  number)``: reproducible for one worker, and workers never sample in lockstep.
+- The study remembers its constraints and training budget; a worker asking for different ones
+  is refused (use another ``--study``), since their accuracies would not be comparable.
+
+Outputs in ``DIR``: ``trials/<n>/`` (each trained run, as ``tinyspeech train`` writes it),
+``specs/trial_<n>.json`` (each trained architecture, trainable again with ``tinyspeech train
+--spec``), ``pareto.json`` and ``pareto.png``, all written atomically and after every trial.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import socket
+import sys
+import time
+import warnings
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from tinyspeech_tf.errors import UserError
+
+# The search space. Strides are (time, frequency); stride 1 in time keeps all 49 frames, which
+# the arena limit usually rules out, but the constraint check decides, not the space.
+CONDENSERS = (1, 4)
+STEM_CHANNELS = (4, 16, 2)
+STEM_STRIDES = ("1x1", "2x1", "1x2", "2x2")
+EMBED_WIDTHS = (4, 24, 2)
+DEPTH_MULTIPLIERS = (1, 2)
+EMBEDDINGS = ("depthwise", "conv")
+POOL_SIZES = (2, 4)
+F_MODES = ("residual", "multiply")
+HEAD_CHANNELS = (8, 48, 4)
+
+INPUT_SHAPE = (49, 10, 1)
+HEARTBEAT_SECONDS = 30
+GRACE_SECONDS = 120
+# Architectures are measured per-tensor like TinySpeech-M (zoo.PER_CHANNEL): at this size
+# per-channel scales are a large share of the flatbuffer.
+PER_CHANNEL = False
+
+
+@dataclass(frozen=True)
+class Constraints:
+    """Deployment limits; ``None`` means unlimited."""
+
+    max_params: int | None = None
+    max_macs: int | None = None
+    max_bytes: int | None = None
+    max_arena: int | None = None
+    tflm_ops: bool = False
+    batch_norm: bool = True
+
+    @property
+    def allowed_ops(self) -> frozenset:
+        from tinyspeech_tf import quantize
+
+        return quantize.TINYSPEECH_OPS if self.tflm_ops else quantize.TFLM_OPS
+
+    def violation(self, costs: dict) -> str | None:
+        """The first limit ``costs`` break, as a sentence, or None. Missing costs pass."""
+        for key, limit, flag, unit in (("params", self.max_params, "--max-params", ""),
+                                       ("macs", self.max_macs, "--max-macs", ""),
+                                       ("tflite_bytes", self.max_bytes, "--max-bytes", " B"),
+                                       ("arena_bytes", self.max_arena, "--max-arena", " B")):
+            if limit is not None and key in costs and costs[key] > limit:
+                return f"{key} {costs[key]:,}{unit} > {flag} {limit:,}"
+        if "ops" in costs:
+            extra = sorted(set(costs["ops"]) - self.allowed_ops)
+            if extra:
+                allowed = "TINYSPEECH_OPS (--tflm-ops)" if self.tflm_ops else "TFLM_OPS"
+                return f"ops {', '.join(extra)} outside {allowed}"
+        return None
+
+
+def sample_spec(trial, constraints: Constraints) -> dict:
+    """Sample one TinySpeech architecture spec (define-by-run: widths exist per condenser)."""
+    count = trial.suggest_int("condensers", *CONDENSERS)
+    embedding = trial.suggest_categorical("embedding", EMBEDDINGS)
+    stride = trial.suggest_categorical("stem_strides", STEM_STRIDES)
+    kwargs = {
+        "stem_channels": trial.suggest_int("stem_channels", STEM_CHANNELS[0], STEM_CHANNELS[1],
+                                           step=STEM_CHANNELS[2]),
+        "stem_strides": [int(s) for s in stride.split("x")],
+        "embed_widths": [trial.suggest_int(f"embed_width_{i}", EMBED_WIDTHS[0],
+                                           EMBED_WIDTHS[1], step=EMBED_WIDTHS[2])
+                         for i in range(1, count + 1)],
+        # Only the depthwise embedding has a multiplier; the conv one's c1 is the width.
+        "depth_multiplier": (trial.suggest_int("depth_multiplier", *DEPTH_MULTIPLIERS)
+                             if embedding == "depthwise" else 1),
+        "embedding": embedding,
+        "pool_size": trial.suggest_int("pool_size", *POOL_SIZES),
+        "f_mode": trial.suggest_categorical("f_mode", F_MODES),
+        "head_channels": trial.suggest_int("head_channels", HEAD_CHANNELS[0], HEAD_CHANNELS[1],
+                                           step=HEAD_CHANNELS[2]),
+        "use_batch_norm": (trial.suggest_categorical("use_batch_norm", (False, True))
+                           if constraints.batch_norm else False),
+    }
+    return {"builder": "tinyspeech", "kwargs": kwargs, "name": f"explore_trial_{trial.number}",
+            "per_channel": PER_CHANNEL}
+
+
+def measure(spec: dict, constraints: Constraints | None = None,
+            qat: bool = False) -> tuple[dict, str | None]:
+    """Costs of a spec and the first violated constraint (None if feasible).
+
+    Stops at the first violation so an oversized model is never converted. The int8 model is
+    calibrated on random inputs: sizes, op set and arena do not depend on the ranges. With
+    ``qat`` the (untrained) QAT copy is converted, as training with QAT epochs will ship it:
+    its flatbuffer is measured larger than the post-training one (about 750 bytes and 350
+    arena bytes on a 2-condenser model), so checking the other would let a trained model
+    exceed the limits.
+    """
+    import numpy as np
+
+    from tinyspeech_tf import profile, quantize, tflm, zoo
+    from tinyspeech_tf._compat import keras
+    from tinyspeech_tf.data import LABELS
+
+    constraints = constraints or Constraints()
+    keras.backend.clear_session()
+    model = zoo.from_spec(spec, input_shape=INPUT_SHAPE, num_classes=len(LABELS))
+    costs: dict = {"params": int(model.count_params())}
+    if reason := constraints.violation(costs):
+        return costs, reason
+    costs["macs"] = int(profile.total_macs(model))
+    if reason := constraints.violation(costs):
+        return costs, reason
+    per_channel = spec.get("per_channel", PER_CHANNEL)
+    calib = quantize.random_representative(INPUT_SHAPE)
+    # Fresh weights have identical constants (zero biases, S = 1) that the converter stores
+    # once; trained ones differ, so measure with distinct random weights like a trained model.
+    rng = np.random.default_rng(0)
+    model.set_weights([(0.1 * rng.standard_normal(w.shape)).astype(w.dtype)
+                       for w in model.get_weights()])
+    try:
+        if qat:
+            from tinyspeech_tf import qat as qat_mod
+
+            qat_model = qat_mod.quantize_model(model, per_channel=per_channel)
+            qat_mod.init_ranges(qat_model, model, calib)
+            model = qat_model
+        tflite = quantize.convert_int8(model, calib, allowed_ops=None, per_channel=per_channel)
+    except Exception as err:  # noqa: BLE001 - not convertible is not deployable: infeasible
+        return costs, f"int8 conversion failed ({type(err).__name__}: {_one_line(err)})"
+    costs["ops"] = quantize.op_set(tflite)
+    costs["tflite_bytes"] = len(tflite)
+    if reason := constraints.violation(costs):
+        return costs, reason
+    try:
+        costs["arena_bytes"] = tflm.arena_bytes(tflite)
+    except RuntimeError as err:
+        return costs, f"TFLM does not allocate it ({_one_line(err)})"
+    return costs, constraints.violation(costs)
+
+
+def _one_line(err: BaseException, limit: int = 200) -> str:
+    return " ".join(str(err).split())[:limit]
+
+
+# --- storage and study ----------------------------------------------------------------------
+
+def _redacted(url: str) -> str:
+    try:
+        from sqlalchemy.engine import make_url
+
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:  # noqa: BLE001 - only used in messages
+        return url.split("@")[-1]
+
+
+def open_storage(url: str):
+    """An optuna RDB storage with heartbeats; SQLite waits for locks instead of failing.
+
+    Two workers started together may both create the schema; the loser retries.
+    """
+    import optuna
+    import sqlalchemy.exc
+
+    kwargs = {}
+    if url.startswith("sqlite"):
+        kwargs["engine_kwargs"] = {"connect_args": {"timeout": 60}}
+        path = url.split(":///", 1)[-1]
+        if path and path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+    for attempt in range(5):
+        try:
+            with warnings.catch_warnings():  # heartbeats are "experimental" in optuna
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                return optuna.storages.RDBStorage(url, heartbeat_interval=HEARTBEAT_SECONDS,
+                                                  grace_period=GRACE_SECONDS, **kwargs)
+        except (sqlalchemy.exc.OperationalError, sqlalchemy.exc.IntegrityError) as err:
+            # Workers started together race to create the schema and stamp its version
+            # (IntegrityError) or wait on SQLite's lock; the schema is there on a retry.
+            retry = (isinstance(err, sqlalchemy.exc.IntegrityError)
+                     or url.startswith("sqlite"))
+            if attempt == 4 or not retry:
+                raise UserError(f"--storage {_redacted(url)}: {_one_line(err)}") from None
+            time.sleep(0.5 + attempt)
+        except (ImportError, ValueError, sqlalchemy.exc.ArgumentError) as err:
+            raise UserError(f"--storage {_redacted(url)}: {_one_line(err)}") from None
+    raise AssertionError("unreachable")
+
+
+def make_sampler(seed: int | None):
+    """TPE whose random stream for trial ``n`` is seeded from ``(seed, n)``.
+
+    One seeded TPE per worker would make workers started with the same command sample the same
+    architectures in lockstep; trial numbers are unique within a storage, so seeding per trial
+    is both reproducible (one worker, same seed, same sequence) and collision-free.
+    """
+    import numpy as np
+    import optuna
+
+    def tpe(number: int | None):
+        trial_seed = (None if seed is None else int(
+            np.random.SeedSequence([int(seed), int(number or 0)]).generate_state(1)[0]))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            # Multivariate TPE over groups of parameters that occur together: the widths exist
+            # only for the condensers a trial has.
+            return optuna.samplers.TPESampler(seed=trial_seed, multivariate=True, group=True)
+
+    class Sampler(optuna.samplers.BaseSampler):
+        def __init__(self):
+            self._inner = tpe(None)
+
+        def before_trial(self, study, trial):
+            self._inner = tpe(trial.number)
+            self._inner.before_trial(study, trial)
+
+        def infer_relative_search_space(self, study, trial):
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                return self._inner.infer_relative_search_space(study, trial)
+
+        def sample_relative(self, study, trial, search_space):
+            return self._inner.sample_relative(study, trial, search_space)
+
+        def sample_independent(self, study, trial, param_name, param_distribution):
+            return self._inner.sample_independent(study, trial, param_name, param_distribution)
+
+        def after_trial(self, study, trial, state, values):
+            self._inner.after_trial(study, trial, state, values)
+
+    return Sampler()
+
+
+def open_study(storage, name: str, seed: int | None, settings: dict):
+    """Create or load the study; refuse to mix workers with different settings."""
+    import optuna
+
+    study = optuna.create_study(study_name=name, storage=storage, direction="maximize",
+                                sampler=make_sampler(seed), load_if_exists=True)
+    saved = study.user_attrs.get("settings")
+    if saved is None:
+        study.set_user_attr("settings", settings)
+    elif saved != settings:
+        diff = sorted(k for k in set(saved) | set(settings) if saved.get(k) != settings.get(k))
+        raise UserError(f"study {name!r} was created with other settings ({', '.join(diff)}: "
+                        f"{', '.join(f'{saved.get(k)!r}' for k in diff)}); use the same options "
+                        "or another --study")
+    return study
+
+
+def trained_trials(study) -> list:
+    """Completed trials that trained an architecture (not re-sampled duplicates)."""
+    from optuna.trial import TrialState
+
+    return [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+            if "duplicate_of" not in t.user_attrs and "accuracy" in t.user_attrs]
+
+
+# --- reports ----------------------------------------------------------------------------------
+
+FRONT_KEYS = ("accuracy", "tflite_bytes", "arena_bytes")
+
+
+def _dominates(a: dict, b: dict) -> bool:
+    """``a`` is at least as accurate, small and lean as ``b``, and better in one."""
+    no_worse = (a["accuracy"] >= b["accuracy"] and a["tflite_bytes"] <= b["tflite_bytes"]
+                and a["arena_bytes"] <= b["arena_bytes"])
+    better = (a["accuracy"] > b["accuracy"] or a["tflite_bytes"] < b["tflite_bytes"]
+              or a["arena_bytes"] < b["arena_bytes"])
+    return no_worse and better
+
+
+def pareto_front(rows: list[dict]) -> list[dict]:
+    """Rows no other row dominates (max accuracy, min bytes, min arena), smallest first."""
+    front = [r for r in rows if not any(_dominates(o, r) for o in rows)]
+    return sorted(front, key=lambda r: (r["tflite_bytes"], r["arena_bytes"], -r["accuracy"]))
+
+
+def _row(trial) -> dict:
+    a = trial.user_attrs
+    return {"trial": trial.number, "accuracy": a["accuracy"],
+            "float_accuracy": a.get("float_accuracy"), "tflite_bytes": a["tflite_bytes"],
+            "arena_bytes": a["arena_bytes"], "params": a["params"], "macs": a["macs"],
+            "ops": a.get("ops"), "spec": spec_path(trial.number), "run": f"trials/{trial.number}",
+            "worker": a.get("worker")}
+
+
+def spec_path(number: int) -> str:
+    """Where trial ``number``'s spec lives, relative to the output directory."""
+    return f"specs/trial_{number}.json"
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    from tinyspeech_tf.train import _write_atomic as write
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write(path, text)
+
+
+def read_reference(run_dir: str) -> dict:
+    """The hand-built model's point from its run directory's metrics.json."""
+    path = Path(run_dir) / "metrics.json"
+    try:
+        m = json.loads(path.read_text())
+        return {"run": run_dir, "model": m["model"], "accuracy": m["int8_tflm"]["accuracy"],
+                "tflite_bytes": m["tflite_bytes"], "arena_bytes": m["arena_bytes"],
+                "params": m["params"], "macs": m["macs"], "epochs": m.get("epochs"),
+                "qat_epochs": m.get("qat_epochs")}
+    except FileNotFoundError:
+        raise UserError(f"--reference {run_dir}: no metrics.json (a `tinyspeech train` run "
+                        "directory is expected)") from None
+    except (ValueError, KeyError, TypeError) as err:
+        raise UserError(f"--reference {path}: not a training run's metrics ({err})") from None
+
+
+def write_reports(study, out: Path, settings: dict, reference: dict | None) -> dict:
+    """pareto.json, pareto.png and any missing spec file (specs live in the study too, so a
+    worker on another machine can report architectures it did not train)."""
+    from optuna.trial import TrialState
+
+    trials = trained_trials(study)
+    constraints = Constraints(**settings["constraints"])
+    rows, late = [], []
+    for t in trials:
+        spec_file = out / spec_path(t.number)
+        if not spec_file.exists():
+            _write_atomic(spec_file, json.dumps(t.user_attrs["spec"], indent=2) + "\n")
+        row = _row(t)
+        # Graph-determined figures, so this is a guard, not an expectation.
+        (late if constraints.violation(row) else rows).append(row)
+    states = [t.state for t in study.get_trials(deepcopy=False)]
+    report = {
+        "study": study.study_name,
+        "objective": "int8 validation accuracy in TFLM (maximize)",
+        "settings": settings,
+        "trials": {"trained": len(trials),
+                   "pruned": states.count(TrialState.PRUNED),
+                   "failed": states.count(TrialState.FAIL),
+                   "running": states.count(TrialState.RUNNING),
+                   "duplicates": sum(1 for t in study.get_trials(
+                       deepcopy=False, states=(TrialState.COMPLETE,))
+                       if "duplicate_of" in t.user_attrs)},
+        "front": pareto_front(rows),
+        "evaluated": sorted(rows, key=lambda r: r["trial"]),
+        "violating_after_training": [r["trial"] for r in late],
+        "reference": reference,
+    }
+    _write_atomic(out / "pareto.json", json.dumps(report, indent=2) + "\n")
+    plot_front(report, constraints, out / "pareto.png")
+    return report
+
+
+def plot_front(report: dict, constraints: Constraints, path: Path) -> None:
+    """Accuracy vs bytes and vs arena: every trained trial, the front highlighted, the limits
+    dashed, the hand-built reference starred."""
+    from tinyspeech_tf.train import _figure
+
+    fig, axes = _figure((11, 4.2), cols=2)
+    front = {r["trial"] for r in report["front"]}
+    rows = report["evaluated"]
+    ref = report["reference"]
+    for ax, key, limit, label in ((axes[0], "tflite_bytes", constraints.max_bytes,
+                                   "int8 .tflite bytes"),
+                                  (axes[1], "arena_bytes", constraints.max_arena,
+                                   "TFLM arena bytes")):
+        others = [r for r in rows if r["trial"] not in front]
+        ax.scatter([r[key] for r in others], [100 * r["accuracy"] for r in others],
+                   color="0.6", s=18, label="trained trial")
+        best = sorted((r for r in rows if r["trial"] in front), key=lambda r: r[key])
+        ax.scatter([r[key] for r in best], [100 * r["accuracy"] for r in best], color="C3",
+                   s=36, zorder=3, label="Pareto front (acc, bytes, arena)")
+        for r in best:
+            ax.annotate(f"#{r['trial']}", (r[key], 100 * r["accuracy"]), fontsize=7,
+                        xytext=(3, 3), textcoords="offset points")
+        if limit is not None:
+            ax.axvline(limit, color="C0", linestyle="--", linewidth=1, label=f"limit {limit:,}")
+        if ref:
+            ax.scatter([ref[key]], [100 * ref["accuracy"]], marker="*", s=140, color="C2",
+                       zorder=4, label=f"{ref['model']} (hand-built, {ref['epochs']}"
+                                       f"+{ref['qat_epochs']} epochs)")
+        ax.set_xlabel(label)
+        ax.set_ylabel("int8 val accuracy in TFLM (%)")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7, loc="best", framealpha=0.8)
+    budget = report["settings"]["budget"]
+    fig.suptitle(f"explore {report['study']}: {report['trials']['trained']} trained, "
+                 f"{report['trials']['pruned']} pruned; {budget['epochs']}+"
+                 f"{budget['qat_epochs']} epochs per trial", fontsize=10)
+    _save_figure(fig, path)
+
+
+def _save_figure(fig, path: Path) -> None:
+    """Save atomically under a per-process temporary name (workers may report at once)."""
+    import matplotlib.pyplot as plt
+
+    fig.tight_layout()
+    tmp = path.with_name(f".{path.stem}.tmp{os.getpid()}.png")
+    fig.savefig(tmp)
+    plt.close(fig)
+    os.replace(tmp, path)
+
+
+# --- the search loop --------------------------------------------------------------------------
+
+def _settings(args: argparse.Namespace) -> dict:
+    """What makes trials comparable: constraints and training budget (not paths or workers)."""
+    return {"constraints": asdict(_constraints(args)),
+            "budget": {"epochs": args.epochs, "qat_epochs": args.qat_epochs,
+                       "batch_size": args.batch_size,
+                       "max_steps_per_epoch": args.max_steps_per_epoch,
+                       "lr_schedule": "cosine", "seed": args.seed}}
+
+
+def _constraints(args: argparse.Namespace) -> Constraints:
+    return Constraints(max_params=args.max_params, max_macs=args.max_macs,
+                       max_bytes=args.max_bytes, max_arena=args.max_arena,
+                       tflm_ops=args.tflm_ops, batch_norm=not args.no_batchnorm)
+
+
+def _check_data(data: str) -> None:
+    if data not in ("synthetic", "tfds") and not Path(data).exists():
+        raise UserError(f"--data {data}: no such dataset folder")
+
+
+class _Quiet:
+    """Silence TensorFlow's and TFLM's native chatter so progress stays one line per trial."""
+
+    def __init__(self, verbose: bool):
+        self.verbose = verbose
+
+    def __enter__(self):
+        if not self.verbose:
+            from tinyspeech_tf.tflm import _quiet_native_output
+
+            self._ctx = _quiet_native_output()
+            self._ctx.__enter__()
+
+    def __exit__(self, *exc):
+        if not self.verbose:
+            self._ctx.__exit__(*exc)
+        return False
+
+
+def _progress(trial, target: int, done: int, best) -> str:
+    a = trial.user_attrs
+    head = f"trial {trial.number:>3} [{a.get('worker', '?')}]"
+    costs = ", ".join(f"{label} {a[key]:,}" for key, label in (
+        ("params", "params"), ("macs", "MACs"), ("tflite_bytes", "bytes"),
+        ("arena_bytes", "arena"))
+        if key in a)
+    if "pruned_reason" in a:
+        return f"{head} pruned before training: {a['pruned_reason']} ({costs})"
+    if "duplicate_of" in a:
+        return f"{head} same architecture as trial {a['duplicate_of']}: not retrained"
+    if "accuracy" not in a:
+        return f"{head} {trial.state.name.lower()}: {a.get('error', 'no result')}"
+    best_text = f"best {best.value:.1%} (trial {best.number})" if best else ""
+    return (f"{head} int8 {a['accuracy']:.1%} | {costs} | {a.get('train_seconds', 0):.0f} s "
+            f"| {done}/{target} trained, {best_text}")
+
+
+def explore(args: argparse.Namespace) -> dict:
+    """Run this worker's share of the study, then write the reports; returns pareto.json."""
+    import optuna
+    from optuna.trial import TrialState
+
+    from tinyspeech_tf.train import TrainConfig, train
+
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    _check_data(args.data)
+    reference = read_reference(args.reference) if args.reference else None
+    settings = _settings(args)
+    constraints = _constraints(args)
+    import optuna.logging
+
+    # Failed trials are reported in this module's progress line; optuna's own warnings (with
+    # tracebacks) only with --verbose.
+    optuna.logging.set_verbosity(optuna.logging.WARNING if args.verbose
+                                 else optuna.logging.ERROR)
+    storage = open_storage(args.storage or f"sqlite:///{out.as_posix()}/study.db")
+    study = open_study(storage, args.study, args.seed, settings)
+    worker = f"{socket.gethostname()}:{os.getpid()}"
+    fatal: list[BaseException] = []
+    current: dict = {}
+
+    def objective(trial) -> float:
+        current["number"] = trial.number
+        spec = sample_spec(trial, constraints)
+        trial.set_user_attr("spec", spec)
+        trial.set_user_attr("worker", worker)
+        for other in study.get_trials(deepcopy=False,
+                                      states=(TrialState.COMPLETE, TrialState.PRUNED)):
+            if other.number == trial.number or other.params != trial.params:
+                continue
+            trial.set_user_attr("duplicate_of", other.number)
+            if other.state == TrialState.PRUNED and "pruned_reason" in other.user_attrs:
+                trial.set_user_attr("pruned_reason", other.user_attrs["pruned_reason"])
+                raise optuna.TrialPruned(other.user_attrs["pruned_reason"])
+            if other.state == TrialState.COMPLETE and other.value is not None:
+                return other.value
+        with _Quiet(args.verbose):
+            costs, reason = measure(spec, constraints, qat=args.qat_epochs > 0)
+        for key, value in costs.items():
+            trial.set_user_attr(key, value)
+        if reason:
+            trial.set_user_attr("pruned_reason", reason)
+            raise optuna.TrialPruned(reason)
+        _write_atomic(out / spec_path(trial.number), json.dumps(spec, indent=2) + "\n")
+        config = TrainConfig(model=spec["name"], spec=spec, data=args.data,
+                             out=(out / "trials" / str(trial.number)).as_posix(),
+                             epochs=args.epochs, qat_epochs=args.qat_epochs,
+                             batch_size=args.batch_size, lr_schedule="cosine",
+                             per_channel=spec["per_channel"], seed=args.seed,
+                             max_steps_per_epoch=args.max_steps_per_epoch)
+        try:
+            with _Quiet(args.verbose):
+                metrics = train(config, verbose=0)
+        except UserError as err:  # the data or options are wrong: stop, do not sample on
+            fatal.append(err)
+            raise
+        except Exception as err:
+            trial.set_user_attr("error", f"{type(err).__name__}: {_one_line(err)}")
+            raise
+        finally:
+            from tinyspeech_tf._compat import keras
+
+            keras.backend.clear_session()
+        trained = {"accuracy": metrics["int8_tflm"]["accuracy"],
+                   "float_accuracy": metrics["float"]["accuracy"],
+                   "qat_accuracy": (metrics["qat"] or {}).get("accuracy"),
+                   "tflite_bytes": metrics["tflite_bytes"],
+                   "arena_bytes": metrics["arena_bytes"], "params": metrics["params"],
+                   "macs": metrics["macs"], "ops": metrics["ops"],
+                   "train_seconds": metrics["train_seconds"]}
+        for key, value in trained.items():
+            trial.set_user_attr(key, value)
+        return trained["accuracy"]
+
+    infeasible = failures = 0
+    try:
+        while True:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                optuna.storages.fail_stale_trials(study)
+            done = len(trained_trials(study))
+            running = len(study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)))
+            if done + running >= args.trials:
+                break
+            current.clear()
+            study.optimize(objective, n_trials=1, catch=(Exception,))
+            if fatal:
+                raise fatal[0]
+            trial = next(t for t in study.get_trials(deepcopy=False)
+                         if t.number == current["number"])
+            done = len(trained_trials(study))
+            best = max(trained_trials(study), key=lambda t: t.value, default=None)
+            print(_progress(trial, args.trials, done, best), flush=True)
+            infeasible = infeasible + 1 if "pruned_reason" in trial.user_attrs else 0
+            failures = failures + 1 if trial.state == TrialState.FAIL else 0
+            if trial.state != TrialState.PRUNED:
+                write_reports(study, out, settings, reference)
+            if infeasible >= args.max_infeasible:
+                raise UserError(
+                    f"{infeasible} sampled architectures in a row broke the constraints (last: "
+                    f"{trial.user_attrs['pruned_reason']}); loosen the limits or raise "
+                    "--max-infeasible")
+            if failures >= 3:
+                raise RuntimeError(f"3 trials in a row failed to train; last: "
+                                   f"{trial.user_attrs.get('error', 'see --verbose')}")
+    finally:
+        report = write_reports(study, out, settings, reference)
+    return report
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    limits = parser.add_argument_group("deployment constraints (checked before training)")
+    limits.add_argument("--max-params", type=int, default=None, metavar="N")
+    limits.add_argument("--max-macs", type=int, default=None, metavar="N")
+    limits.add_argument("--max-bytes", type=int, default=None, metavar="B",
+                        help="int8 .tflite flatbuffer size")
+    limits.add_argument("--max-arena", type=int, default=None, metavar="B",
+                        help="minimum TFLM arena, measured in the TFLM interpreter (64-bit "
+                             "host: an upper bound for a Cortex-M)")
+    limits.add_argument("--tflm-ops", action="store_true",
+                        help="only the TinySpeech-M op set (quantize.TINYSPEECH_OPS, ADD "
+                             "included); otherwise any TFLM builtin op")
+    limits.add_argument("--no-batchnorm", action="store_true",
+                        help="never sample batch norm (TinySpeech-M style)")
+    parser.add_argument("--trials", type=int, default=20,
+                        help="trained architectures the study should hold, over all workers "
+                             "(pruned trials do not count)")
+    parser.add_argument("--epochs", type=int, default=20, help="float epochs per trial")
+    parser.add_argument("--qat-epochs", type=int, default=5, help="QAT epochs per trial")
+    parser.add_argument("--batch-size", type=int, default=64, help="training batch size")
+    parser.add_argument("--data", default="synthetic",
+                        help="'synthetic', 'tfds' or a dataset folder (train/val)")
+    parser.add_argument("--study", default="tinyspeech", help="study name in the storage")
+    parser.add_argument("--storage", default=None, metavar="URL",
+                        help="optuna storage URL shared by all workers "
+                             "(default sqlite:///OUT/study.db)")
+    parser.add_argument("--out", default="runs/explore", metavar="DIR",
+                        help="trials/, specs/, pareto.json, pareto.png (and the default "
+                             "study.db) go here")
+    parser.add_argument("--reference", default=None, metavar="RUN_DIR",
+                        help="a trained run (e.g. hand-built TinySpeech-M) to mark in the plot")
+    parser.add_argument("--seed", type=int, default=0,
+                        help="sampler seed (mixed with each trial number) and training seed")
+    parser.add_argument("--max-steps-per-epoch", type=int, default=None,
+                        help="cap steps per epoch (smoke tests)")
+    parser.add_argument("--max-infeasible", type=int, default=100, metavar="K",
+                        help="stop after K infeasible samples in a row")
+    parser.add_argument("--verbose", action="store_true",
+                        help="show TensorFlow's and TFLM's own output")
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.trials < 0 or args.epochs < 1 or args.qat_epochs < 0 or args.batch_size < 1:
+        raise UserError("--trials must be at least 0, --epochs and --batch-size at least 1, "
+                        "--qat-epochs at least 0")
+    if args.max_infeasible < 1:
+        raise UserError("--max-infeasible must be at least 1")
+    for flag in ("max_params", "max_macs", "max_bytes", "max_arena"):
+        if getattr(args, flag) is not None and getattr(args, flag) < 1:
+            raise UserError(f"--{flag.replace('_', '-')} must be positive")
+    report = explore(args)
+    print(f"{args.out}: {report['trials']['trained']} trained, {report['trials']['pruned']} "
+          f"pruned; Pareto front (accuracy, bytes, arena):")
+    for r in report["front"]:
+        print(f"  trial {r['trial']:>3}: int8 {r['accuracy']:.1%}, {r['tflite_bytes']:,} B, "
+              f"arena {r['arena_bytes']:,} B, {r['params']:,} params, {r['macs']:,} MACs "
+              f"-> {r['spec']}")
+    sys.stdout.flush()
+    return 0
