@@ -7,6 +7,7 @@ the op set against TFLM's builtin list and names any op outside it.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Iterable, Sequence
 
 import numpy as np
@@ -149,7 +150,11 @@ def convert_int8(model, representative: RepresentativeData, *,
         per_channel = PER_CHANNEL.get(model.name, True)
     if not per_channel:
         converter._experimental_disable_per_channel = True
-    tflite_bytes = bytes(converter.convert())
+    with warnings.catch_warnings():
+        # TFLite warns that int8 inputs come without statistics: they are quantized with the
+        # model's own input scale by design, and the notice would garble one-line CLI errors.
+        warnings.filterwarnings("ignore", message="Statistics for quantized inputs")
+        tflite_bytes = bytes(converter.convert())
     if strip:
         tflite_bytes = strip_for_microcontrollers(tflite_bytes)
     if allowed_ops is not None:
