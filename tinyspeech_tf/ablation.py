@@ -120,7 +120,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from tinyspeech_tf import zoo
-    from tinyspeech_tf.train import _write_atomic
+    from tinyspeech_tf.io import write_atomic as _write_atomic
 
     if not args.model.startswith("tinyspeech"):
         raise UserError(f"--model {args.model}: only TinySpeech models have an F mode "

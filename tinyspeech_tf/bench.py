@@ -35,6 +35,7 @@ from typing import Any
 import numpy as np
 
 from tinyspeech_tf.errors import UserError
+from tinyspeech_tf.io import write_atomic as _write_atomic
 
 REFERENCE = "mlperf_tiny_kws_ref"
 README_START = "<!-- bench:start -->"
@@ -127,12 +128,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 # ----------------------------------------------------------------------------- small helpers
-
-def _write_atomic(path: Path, data: bytes | str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_bytes(data.encode() if isinstance(data, str) else data)
-    os.replace(tmp, path)
 
 
 def _rel(path: str | os.PathLike) -> str:

@@ -59,6 +59,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from tinyspeech_tf.errors import UserError
+from tinyspeech_tf.io import write_atomic as _write_atomic
 
 # The search space. Strides are (time, frequency); stride 1 in time keeps all 49 frames, which
 # the arena limit usually rules out, but the constraint check decides, not the space.
@@ -344,12 +345,6 @@ def spec_path(number: int) -> str:
     """Where trial ``number``'s spec lives, relative to the output directory."""
     return f"specs/trial_{number}.json"
 
-
-def _write_atomic(path: Path, text: str) -> None:
-    from tinyspeech_tf.train import _write_atomic as write
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    write(path, text)
 
 
 def read_reference(run_dir: str) -> dict:

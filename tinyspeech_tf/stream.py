@@ -42,6 +42,7 @@ from pathlib import Path
 import numpy as np
 
 from tinyspeech_tf.errors import UserError
+from tinyspeech_tf.io import write_atomic
 from tinyspeech_tf.smoother import SmootherConfig
 
 DEFAULT_STRIDE_MS = 20
@@ -516,18 +517,6 @@ def markdown_report(report: dict) -> str:
     lines.append("")
     return "\n".join(lines)
 
-
-def write_atomic(path: str | os.PathLike, text: str) -> None:
-    """Temp file then rename: a crash never leaves a half-written report."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    try:
-        tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
 
 
 # ---- command line ----------------------------------------------------------------------------

@@ -242,7 +242,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from tinyspeech_tf.audio import SAMPLE_RATE, write_wav
-    from tinyspeech_tf.stream import _display, write_atomic
+    from tinyspeech_tf.io import write_atomic
+    from tinyspeech_tf.stream import _display
 
     out = Path(args.out)
     if out.suffix.lower() != ".wav":

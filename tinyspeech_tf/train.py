@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from tinyspeech_tf.errors import UserError
+from tinyspeech_tf.io import write_atomic as _write_atomic
 
 # Where `--data synthetic` generates (once) and reuses the offline default set.
 SYNTHETIC_DIR = os.path.join(".cache", "synthetic")
@@ -61,12 +62,6 @@ class TrainConfig:
             raise UserError(f"train config: unknown field(s) {', '.join(unknown)}")
         return cls(**data)
 
-
-def _write_atomic(path: Path, data: bytes | str) -> None:
-    """Write to a temporary file, then rename: an interrupted run never leaves half a file."""
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_bytes(data.encode() if isinstance(data, str) else data)
-    os.replace(tmp, path)
 
 
 def features_of(waveforms: np.ndarray, frontend) -> np.ndarray:

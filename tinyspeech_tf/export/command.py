@@ -23,6 +23,7 @@ import numpy as np
 
 from tinyspeech_tf.errors import UserError
 from tinyspeech_tf.export import headers as H
+from tinyspeech_tf.io import write_atomic as _write_atomic
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 # Firmware projects that compile the exported files (relative to the repository root).
@@ -47,17 +48,6 @@ def display_path(path: str | os.PathLike) -> str:
             return prefix + p.relative_to(base).as_posix()
     return p.name
 
-
-def _write_atomic(path: Path, data: bytes | str) -> None:
-    """Temp file then rename: a crash never leaves a half-written header for the firmware."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    try:
-        tmp.write_bytes(data.encode() if isinstance(data, str) else data)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
 
 
 # ---- reading the run --------------------------------------------------------------------------

@@ -1,0 +1,25 @@
+"""Atomic file output shared by every stage that writes artifacts.
+
+Why: an interrupted run, export or report must never leave half a file where firmware, a
+resumed run or a reader would pick it up, so everything is written to a temporary file beside
+the target and renamed over it (a rename is atomic on one file system).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+
+def write_atomic(path: str | os.PathLike, data: bytes | str) -> None:
+    """Write ``data`` (text is UTF-8 encoded) to ``path`` via a temp file and a rename;
+    parent folders are created, and the temp file is removed if anything fails."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    try:
+        tmp.write_bytes(data.encode("utf-8") if isinstance(data, str) else data)
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
