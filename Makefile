@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
 .PHONY: install test lint train train-real ablation zoo firmware-check bench-frontend \
-    export-tflite stream-report bench explore clean
+    export-tflite stream-report bench explore variants clean
 
 MODEL ?= tinyspeech_m
 # The run export-tflite reads (the one `make train` makes); output goes to build/<its name>/.
@@ -108,6 +108,38 @@ explore: $(STAMP)
 		$(EXPLORE_LIMITS) $(if $(EXPLORE_STORAGE),--storage $(EXPLORE_STORAGE)) \
 		$(if $(wildcard $(EXPLORE_REFERENCE)/metrics.json),--reference $(EXPLORE_REFERENCE)) \
 		$(EXPLORE_ARGS)
+
+# Flash-saving variants of TinySpeech-M (weight sharing, low rank, magnitude pruning), each
+# trained by the real-data recipe into VARIANTS_DIR/<name> (finished ones are kept), then the
+# TFLM LUT compression of M and of every variant (`tinyspeech compress`, VARIANT_BITS-bit);
+# `make bench` gives each a row.
+VARIANTS_DIR ?= runs/variants
+VARIANT_BITS ?= 4
+VARIANT_M_RUN ?= runs/ablation/tinyspeech_m_residual
+TRAIN_VARIANT = $(VENV)/bin/tinyspeech train --model tinyspeech_m --data $(REAL) --epochs 150 \
+	--lr-schedule cosine --out $(@D)
+VARIANT_RUNS := $(addprefix $(VARIANTS_DIR)/,m_block m_emb10_shared m_lr4_all_shared m_lr8_head \
+	m_lr4_head m_prune50 m_prune75)
+
+$(VARIANTS_DIR)/m_block/metrics.json: | $(STAMP)
+	$(TRAIN_VARIANT) --model-arg share=block
+$(VARIANTS_DIR)/m_emb10_shared/metrics.json: | $(STAMP)
+	$(TRAIN_VARIANT) --model-arg 'embed_widths=[10,10,10]' --model-arg share=embedding
+$(VARIANTS_DIR)/m_lr4_all_shared/metrics.json: | $(STAMP)
+	$(TRAIN_VARIANT) --model-arg low_rank=4 --model-arg low_rank_share=true
+$(VARIANTS_DIR)/m_lr8_head/metrics.json: | $(STAMP)
+	$(TRAIN_VARIANT) --model-arg low_rank=8 --model-arg 'low_rank_layers=["head","dense"]'
+$(VARIANTS_DIR)/m_lr4_head/metrics.json: | $(STAMP)
+	$(TRAIN_VARIANT) --model-arg low_rank=4 --model-arg 'low_rank_layers=["head","dense"]'
+$(VARIANTS_DIR)/m_prune50/metrics.json: | $(STAMP)
+	$(TRAIN_VARIANT) --prune 0.5
+$(VARIANTS_DIR)/m_prune75/metrics.json: | $(STAMP)
+	$(TRAIN_VARIANT) --prune 0.75
+
+variants: $(addsuffix /metrics.json,$(VARIANT_RUNS))
+	for run in $(VARIANT_M_RUN) $(VARIANT_RUNS); do \
+		$(VENV)/bin/tinyspeech compress $$run --bits $(VARIANT_BITS) --data $(REAL) || exit 1; \
+	done
 
 clean:
 	rm -rf build .pytest_cache

@@ -63,9 +63,15 @@ def benched(tmp_path_factory):
     readme = root / "README.md"
     readme.write_text(README)
     out = root / "out"
+    val = _val_folder(root / "val")
+    # A variant run (weights shared across the condensers), LUT-compressed by the command.
+    variant = make_run(root / "variants", "tinyspeech_m", share="block")
+    variant = variant.rename(variant.with_name("m_block"))
+    assert cli.main(["compress", str(variant), "--data", str(val)]) == 0
     argv = ["bench", "--models", "tinyspeech_m,tiny_conv", "--no-train",
             "--runs", str(root / "zoo" / "runs"), "--runs-root", str(root / "no_runs"),
-            "--data", str(_val_folder(root / "val")), "--peers", str(peers),
+            "--variants", str(variant.parent),
+            "--data", str(val), "--peers", str(peers),
             "--out", str(out), "--readme", str(readme), "--rounds", "15", "--warmup", "2",
             "--no-frontend", "--no-probe"]
     rc = cli.main(argv)
@@ -136,7 +142,8 @@ def test_bench_writes_json_markdown_png(benched):
     assert m["arena_bytes"] > 0 and m["params"] > 0 and m["macs"] > 0
     # Both measured models were timed the same number of times.
     measured = [e for e in benched["results"]["models"] if e["status"] == "measured"]
-    assert {e["name"] for e in measured} == {"tinyspeech_m", bench.REFERENCE}
+    assert {e["name"] for e in measured} == {"tinyspeech_m", bench.REFERENCE, "m_block",
+                                             "m_block+lut4"}
     assert {e["latency"]["invokes"] for e in measured} == {15}
     assert all(e["latency"]["median_us"] > 0 for e in measured)
 
@@ -149,6 +156,20 @@ def test_bench_writes_json_markdown_png(benched):
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 10_000
     assert sorted(p.name for p in out.iterdir()) == [
         "accuracy_vs_size.png", "results.json", "results.md"], "temporary files left behind"
+
+
+def test_variant_rows_say_what_they_are(benched):
+    by_name = benched["by_name"]
+    block, lut = by_name["m_block"], by_name["m_block+lut4"]
+    assert block["kind"] == lut["kind"] == "variant"
+    assert block["model_kwargs"] == {"share": "block"}
+    assert block["params"] == 3964  # the shared model's own count, not M's 4,702
+    assert lut["compression"]["bits"] == 4 and lut["compression"]["filters"] >= 1
+    assert lut["tflite_bytes"] < block["tflite_bytes"]
+    assert lut["arena_bytes"] > block["arena_bytes"]  # decoded weights live in the arena
+    md = (benched["out"] / "results.md").read_text()
+    assert "variant m_block: share=block" in md
+    assert "TFLM LUT-compressed (4-bit indices" in md
 
 
 def test_missing_run_with_no_train_is_reported(benched, capsys):
@@ -259,3 +280,15 @@ def test_greedy_plan_and_liveness_on_a_known_chain():
     # Three buffers: A (op 0-1) and B (op 1-2) overlap, C (op 2-3) only overlaps B.
     assert bench.greedy_plan([(100, 0, 1), (100, 1, 2), (100, 2, 3)]) == 224  # 112 + 112
     assert bench.greedy_plan([(64, 0, 0), (64, 1, 1)]) == 64  # disjoint lifetimes share
+
+
+def test_variant_options_name_spec_options_pruning_and_compression():
+    text = bench.variant_options({
+        "spec": {"name": "explore_trial_15", "builder": "tinyspeech",
+                 "kwargs": {"head_channels": 16, "embed_widths": [20]}},
+        "prune": 0.5, "compression": {"bits": 4, "filters": 2, "report": "r.json"}})
+    assert text.startswith("architecture spec explore_trial_15 (builder tinyspeech")
+    assert "embed_widths=[20]" in text and "head_channels=16" in text
+    assert "magnitude pruning to 50% sparsity" in text
+    assert "2 filter(s) clustered to 16 values" in text
+    assert bench.variant_options({"model_kwargs": {}}) == "zoo defaults"

@@ -38,8 +38,11 @@ def write_tone_set(root: Path, train_per_label: int, val_per_label: int = 2) -> 
     return root
 
 
-def make_run(root: Path, model: str = "tinyspeech_m") -> Path:
-    """A run directory as `tinyspeech train` leaves it, minus the training: ``root/runs/MODEL``."""
+def make_run(root: Path, model: str = "tinyspeech_m", **model_kwargs) -> Path:
+    """A run directory as `tinyspeech train` leaves it, minus the training: ``root/runs/MODEL``.
+
+    ``model_kwargs`` go to the zoo builder and into config.json, as `--model-arg` would.
+    """
     from tinyspeech_tf import data, quantize, zoo
     from tinyspeech_tf._compat import keras
     from tinyspeech_tf.features import DEFAULT_CONFIG
@@ -47,11 +50,13 @@ def make_run(root: Path, model: str = "tinyspeech_m") -> Path:
     run = root / "runs" / model
     run.mkdir(parents=True)
     keras.utils.set_random_seed(0)
-    tflite = quantize.convert_int8(zoo.get(model), quantize.random_representative((49, 10, 1)))
+    tflite = quantize.convert_int8(zoo.get(model, **model_kwargs),
+                                   quantize.random_representative((49, 10, 1)))
     (run / "model_int8.tflite").write_bytes(tflite)
     data.write_labels(run / "labels.txt", data.LABELS)
     (run / "frontend.json").write_text(DEFAULT_CONFIG.to_json())
-    (run / "config.json").write_text(json.dumps({"model": model, "data": "no/such/dataset"}))
+    (run / "config.json").write_text(json.dumps({"model": model, "data": "no/such/dataset",
+                                                 "model_kwargs": model_kwargs}))
     (run / "metrics.json").write_text("{}")
     return run
 

@@ -35,6 +35,7 @@ from typing import Any
 import numpy as np
 
 from tinyspeech_tf.errors import UserError
+from tinyspeech_tf.flatbuffer import composition, flatbuffer_params, parse_flatbuffer
 from tinyspeech_tf.io import write_atomic as _write_atomic
 
 REFERENCE = "mlperf_tiny_kws_ref"
@@ -100,6 +101,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--runs-root", default="runs",
                         help="where runs live: <root>/real/<model> is searched and trained "
                              "into, <root>/ablation/tinyspeech_m_residual reused (default runs)")
+    parser.add_argument("--variants", default="runs/variants", metavar="DIR",
+                        help="folder of variant runs (`tinyspeech train --out DIR/<name>` with "
+                             "zoo options such as share, low_rank or --prune) and their "
+                             "`tinyspeech compress` outputs: one row each (default "
+                             "runs/variants; no folder, no rows)")
     parser.add_argument("--no-train", action="store_true",
                         help="only use existing runs; list the models without one")
     parser.add_argument("--epochs", type=int, default=150,
@@ -198,116 +204,6 @@ def train_run(name: str, args: argparse.Namespace) -> Path:
 
 
 # ----------------------------------------------------------------------------- flatbuffer
-
-_ELEMENT_BYTES = {"FLOAT32": 4, "FLOAT16": 2, "INT32": 4, "UINT8": 1, "INT64": 8, "BOOL": 1,
-                  "INT16": 2, "INT8": 1, "FLOAT64": 8, "UINT32": 4, "UINT16": 2, "UINT64": 8}
-_WEIGHT_OPS = {"CONV_2D": (1, 2), "DEPTHWISE_CONV_2D": (1, 2), "FULLY_CONNECTED": (1, 2),
-               "TRANSPOSE_CONV": (1, 3)}  # op -> (weights input, bias input)
-
-
-def parse_flatbuffer(tflite_bytes: bytes) -> dict:
-    """Tensors, buffers and operators of subgraph 0, via TensorFlow's generated schema."""
-    from tensorflow.lite.python import schema_py_generated as schema
-
-    from tinyspeech_tf.quantize import _builtin_names
-
-    model = schema.Model.GetRootAsModel(bytearray(tflite_bytes), 0)
-    types = {v: k for k, v in vars(schema.TensorType).items() if not k.startswith("_")}
-    buffers = []
-    for i in range(model.BuffersLength()):
-        buf = model.Buffers(i)
-        # Buffers over 2 GB live after the flatbuffer (offset/size); none here, but count them.
-        buffers.append(int(buf.Size()) if buf.Offset() > 1 else int(buf.DataLength()))
-    sub = model.Subgraphs(0)
-    tensors = []
-    for i in range(sub.TensorsLength()):
-        t = sub.Tensors(i)
-        q = t.Quantization()
-        qbytes = 0 if q is None else (4 * q.ScaleLength() + 8 * q.ZeroPointLength()
-                                      + 4 * q.MinLength() + 4 * q.MaxLength())
-        shape = [int(d) for d in t.ShapeAsNumpy()] if t.ShapeLength() else []
-        dtype = types.get(t.Type(), str(t.Type()))
-        tensors.append({"index": i, "type": dtype, "shape": shape, "buffer": int(t.Buffer()),
-                        "constant": buffers[t.Buffer()] > 0 if t.Buffer() < len(buffers) else False,
-                        "variable": bool(t.IsVariable()),
-                        "bytes": int(np.prod(shape, dtype=np.int64)) * _ELEMENT_BYTES.get(dtype, 1),
-                        "quant_bytes": qbytes,
-                        "quant_channels": 0 if q is None else int(q.ScaleLength())})
-    names = _builtin_names()
-    ops = []
-    for i in range(sub.OperatorsLength()):
-        op = sub.Operators(i)
-        code = model.OperatorCodes(op.OpcodeIndex())
-        ops.append({"op": names.get(max(code.BuiltinCode(), code.DeprecatedBuiltinCode()), "?"),
-                    "inputs": [int(x) for x in op.InputsAsNumpy()] if op.InputsLength() else [],
-                    "outputs": [int(x) for x in op.OutputsAsNumpy()]
-                    if op.OutputsLength() else []})
-    return {"buffers": buffers, "tensors": tensors, "ops": ops,
-            "inputs": [int(x) for x in sub.InputsAsNumpy()],
-            "outputs": [int(x) for x in sub.OutputsAsNumpy()]}
-
-
-def _bias_buffers(fb: dict) -> set[int]:
-    out = set()
-    for op in fb["ops"]:
-        if op["op"] in _WEIGHT_OPS:
-            b = _WEIGHT_OPS[op["op"]][1]
-            if len(op["inputs"]) > b and op["inputs"][b] >= 0:
-                out.add(fb["tensors"][op["inputs"][b]]["buffer"])
-    return out
-
-
-def flatbuffer_params(tflite_bytes: bytes) -> int:
-    """Weights + biases of CONV/DEPTHWISE/FC/TRANSPOSE_CONV (batch norm folded): peer params."""
-    fb = parse_flatbuffer(tflite_bytes)
-    seen, total = set(), 0
-    for op in fb["ops"]:
-        for k in _WEIGHT_OPS.get(op["op"], ()):
-            if len(op["inputs"]) > k and op["inputs"][k] >= 0:
-                t = fb["tensors"][op["inputs"][k]]
-                if t["constant"] and t["buffer"] not in seen:
-                    seen.add(t["buffer"])
-                    total += int(np.prod(t["shape"], dtype=np.int64))
-    return total
-
-
-def composition(tflite_bytes: bytes) -> dict:
-    """Where the flatbuffer's bytes go: weights, biases, other constants, quantization, rest.
-
-    Payload bytes of each constant buffer are counted once (buffers shared by tensors once),
-    classified by the tensor that uses it: int8 -> weights, int32 bias input of a CONV /
-    DEPTHWISE / FC -> biases, anything else (RESHAPE shapes, MEAN axes, resize sizes) ->
-    other constants. Quantization = every tensor's scale (float32), zero point (int64) and
-    min/max vectors. The rest is graph structure: tensor and operator tables, opcodes, vector
-    length prefixes, alignment padding, and any metadata.
-    """
-    fb = parse_flatbuffer(tflite_bytes)
-    bias_buffers = _bias_buffers(fb)
-    kind_of: dict[int, str] = {}
-    elements = {"weights": 0, "biases": 0, "other_constants": 0}
-    for t in fb["tensors"]:
-        if not t["constant"] or t["buffer"] in kind_of:
-            continue
-        if t["type"] in ("INT8", "UINT8", "INT4"):
-            kind = "weights"
-        elif t["type"] == "INT32" and t["buffer"] in bias_buffers:
-            kind = "biases"
-        else:
-            kind = "other_constants"
-        kind_of[t["buffer"]] = kind
-        elements[kind] += int(np.prod(t["shape"], dtype=np.int64))
-    parts = {"weights": 0, "biases": 0, "other_constants": 0}
-    for buf, kind in kind_of.items():
-        parts[kind] += fb["buffers"][buf]
-    parts["quantization"] = sum(t["quant_bytes"] for t in fb["tensors"])
-    parts["rest"] = len(tflite_bytes) - sum(parts.values())
-    if parts["rest"] < 0:
-        raise RuntimeError("flatbuffer composition exceeds the file size; parsing is wrong")
-    return {"total_bytes": len(tflite_bytes), "bytes": parts, "elements": elements,
-            "tensors": len(fb["tensors"]), "operators": len(fb["ops"]),
-            "quantized_tensors": sum(1 for t in fb["tensors"] if t["quant_channels"]),
-            "quant_channels": sum(t["quant_channels"] for t in fb["tensors"])}
-
 
 def activation_peak(tflite_bytes: bytes) -> dict:
     """Activation memory along the op order: which tensors are live at the peak.
@@ -530,11 +426,14 @@ def float_tflite_accuracy(path: Path, val: ValSet, names: tuple[str, ...]) -> fl
 
 # ----------------------------------------------------------------------------- measuring
 
-def _zoo_cost(name: str, kwargs: dict, num_classes: int, frontend) -> tuple[int, int]:
+def _zoo_cost(name: str, kwargs: dict, num_classes: int, frontend,
+              spec: dict | None = None) -> tuple[int, int]:
+    """Params and MACs of a zoo model with ``kwargs``, or of an architecture ``spec``."""
     from tinyspeech_tf import profile, zoo
 
-    model = zoo.get(name, input_shape=(*frontend.feature_shape, 1), num_classes=num_classes,
-                    **kwargs)
+    shape = (*frontend.feature_shape, 1)
+    model = (zoo.from_spec(spec, input_shape=shape, num_classes=num_classes) if spec
+             else zoo.get(name, input_shape=shape, num_classes=num_classes, **kwargs))
     return int(model.count_params()), int(profile.total_macs(model))
 
 
@@ -564,7 +463,7 @@ def measure_zoo_run(name: str, run: Path, val: ValSet) -> tuple[dict, bytes]:
     frontend = FrontendConfig.from_json(fe_path.read_text()) if fe_path.exists() \
         else DEFAULT_CONFIG
     kwargs = config.get("model_kwargs") or metrics.get("model_kwargs") or {}
-    params, macs = _zoo_cost(name, kwargs, len(labels), frontend)
+    params, macs = _zoo_cost(name, kwargs, len(labels), frontend, config.get("spec"))
     acc, why = int8_accuracy(tflite, val, labels, frontend)
     run_data = config.get("data")
     same_data = run_data is not None and os.path.realpath(run_data) == os.path.realpath(val.data)
@@ -578,6 +477,65 @@ def measure_zoo_run(name: str, run: Path, val: ValSet) -> tuple[dict, bytes]:
         "int8_accuracy_at_training": (metrics.get("int8_tflm") or {}).get("accuracy"),
         "int8_accuracy": acc, "int8_accuracy_note": why,
         "params": params, "macs": macs, "flatbuffer_params": flatbuffer_params(tflite),
+        "tflite_bytes": len(tflite), "arena_bytes": tflm.arena_bytes(tflite),
+        "ops": quantize.op_set(tflite),
+        "input_shape": quantize.io_quantization(tflite)["input_shape"],
+        "labels": list(labels),
+    }
+    return entry, tflite
+
+
+def variant_runs(folder: str | os.PathLike) -> list[Path]:
+    """Finished runs directly under ``folder`` (sorted by name); none if it does not exist."""
+    root = Path(folder)
+    if not root.is_dir():
+        return []
+    return sorted(p for p in root.iterdir() if p.is_dir() and is_finished(p))
+
+
+def measure_variant(run: Path, val: ValSet) -> tuple[dict, bytes]:
+    """A variant run (zoo model with options, or pruned): measured like the zoo rows."""
+    config = _read_json(run / "config.json")
+    entry, tflite = measure_zoo_run(config.get("model", "tinyspeech_m"), run, val)
+    entry.update(name=run.name, kind="variant", base_model=config.get("model"),
+                 prune=config.get("prune") or 0.0, spec=config.get("spec"))
+    return entry, tflite
+
+
+def compressed_runs(run: Path) -> list[Path]:
+    """``tinyspeech compress`` reports in a run whose compressed model is present."""
+    return [p for p in sorted(run.glob("compression_lut*.json"))
+            if (run / _read_json(p)["files"]["compressed"]).is_file()]
+
+
+def measure_compressed(base: dict, run: Path, report_path: Path,
+                       val: ValSet) -> tuple[dict, bytes]:
+    """The LUT-compressed model of a measured run, scored in TFLM like every row."""
+    from tinyspeech_tf import data as data_mod
+    from tinyspeech_tf import quantize, tflm
+    from tinyspeech_tf.features import DEFAULT_CONFIG, FrontendConfig
+
+    report = _read_json(report_path)
+    path = run / report["files"]["compressed"]
+    tflite = path.read_bytes()
+    labels = data_mod.read_labels(run / "labels.txt")
+    fe_path = run / "frontend.json"
+    frontend = FrontendConfig.from_json(fe_path.read_text()) if fe_path.exists() \
+        else DEFAULT_CONFIG
+    acc, why = int8_accuracy(tflite, val, labels, frontend)
+    entry = {
+        "name": f"{base['name']}+lut{report['bits']}", "kind": "variant",
+        "status": "measured", "source": _rel(path), "base": base["name"],
+        "model_kwargs": base.get("model_kwargs") or {}, "prune": base.get("prune") or 0.0,
+        "spec": base.get("spec"),
+        "compression": {"bits": report["bits"],
+                        "filters": len(report["compressed_tensors"]),
+                        "report": _rel(report_path)},
+        "run_data": base.get("run_data"),
+        "run_data_is_bench_data": base.get("run_data_is_bench_data"),
+        "epochs": base.get("epochs"), "qat_epochs": base.get("qat_epochs"),
+        "float_accuracy": None, "int8_accuracy": acc, "int8_accuracy_note": why,
+        "params": base.get("params"), "macs": base.get("macs"),
         "tflite_bytes": len(tflite), "arena_bytes": tflm.arena_bytes(tflite),
         "ops": quantize.op_set(tflite),
         "input_shape": quantize.io_quantization(tflite)["input_shape"],
@@ -697,6 +655,7 @@ def measure(args: argparse.Namespace) -> dict:
     val = ValSet(args.data)
     _log(f"{len(val.split)} validation clips")
     entries: list[dict] = []
+    measured_runs: list[tuple[dict, Path]] = []
     tflites: dict[str, bytes] = {}
     probes: dict[str, bytes] = {}
     for name in zoo.names():
@@ -716,10 +675,26 @@ def measure(args: argparse.Namespace) -> dict:
             continue
         _log(f"{name}: measuring run {_rel(run)}")
         entry, tflite = measure_zoo_run(name, run, val)
+        measured_runs.append((entry, run))
         entries.append(entry)
         tflites[name] = tflite
         _log(f"{name}: int8 {_pct(entry['int8_accuracy'])}, {entry['tflite_bytes']:,} B, "
              f"arena {entry['arena_bytes']:,} B")
+    runs_of = {e["name"]: run_path for e, run_path in measured_runs}
+    for run in variant_runs(args.variants):
+        _log(f"variant {run.name}: measuring run {_rel(run)}")
+        entry, tflite = measure_variant(run, val)
+        entries.append(entry)
+        tflites[entry["name"]] = tflite
+        runs_of[entry["name"]] = run
+    for base in [e for e in entries if e["status"] == "measured"
+                 and (e["kind"] == "variant" or e["name"] == "tinyspeech_m")]:
+        for report_path in compressed_runs(runs_of[base["name"]]):
+            entry, tflite = measure_compressed(base, runs_of[base["name"]], report_path, val)
+            _log(f"variant {entry['name']}: int8 {_pct(entry['int8_accuracy'])}, "
+                 f"{entry['tflite_bytes']:,} B, arena {entry['arena_bytes']:,} B")
+            entries.append(entry)
+            tflites[entry["name"]] = tflite
     for entry in entries:
         if entry["status"] != "measured" and not args.no_probe:
             _log(f"{entry['name']}: sizing the untrained architecture (no run to measure)")
@@ -835,10 +810,12 @@ def table(results: dict) -> str:
                 f"| {_int(arch and arch['tflite_bytes'])}{mark} "
                 f"| {_int(arch and arch['arena_bytes'])}{mark} | - | - | - | - |")
             continue
-        if e["kind"] == "zoo":
+        if e["kind"] in ("zoo", "variant"):
             source = f"`{e['source']}` ({e['epochs']}+{e['qat_epochs']} QAT ep)"
+            if e["kind"] == "variant":
+                source += note(f"variant {e['name']}: {variant_options(e)}")
             fl = _pct(e["float_accuracy"])
-            if e["float_accuracy"] is not None:
+            if e["float_accuracy"] is not None and e.get("run_data_is_bench_data") is not None:
                 fl += note("float: the run's Keras model on its validation split, from its "
                            "metrics.json" + ("" if e["run_data_is_bench_data"] else
                                              f" (its data: `{e['run_data']}`)"))
@@ -891,6 +868,25 @@ def table(results: dict) -> str:
     out += [f"{i}. {text}" for i, text in enumerate(notes, 1)]
     out += ["", frontend_line(results), "", machine_line(results)]
     return "\n".join(out)
+
+
+def variant_options(e: dict) -> str:
+    """What makes a variant row: zoo options, pruning, LUT compression."""
+    spec = e.get("spec")
+    kwargs = (spec or {}).get("kwargs") or e.get("model_kwargs") or {}
+    parts = [f"{k}={json.dumps(v) if not isinstance(v, str) else v}"
+             for k, v in sorted(kwargs.items())]
+    if spec:
+        parts.insert(0, f"architecture spec {spec.get('name')} (builder {spec['builder']}, "
+                        "e.g. found by `tinyspeech explore`)")
+    if e.get("prune"):
+        parts.append(f"magnitude pruning to {e['prune']:.0%} sparsity")
+    if e.get("compression"):
+        c = e["compression"]
+        parts.append(f"{c['filters']} filter(s) clustered to {2 ** c['bits']} values and "
+                     f"TFLM LUT-compressed ({c['bits']}-bit indices, TFLM_DECODE ops; "
+                     f"`{c['report']}`)")
+    return "; ".join(parts) or "zoo defaults"
 
 
 def frontend_line(results: dict) -> str:
@@ -1024,7 +1020,9 @@ def plot(results: dict, path: Path) -> None:
                                 (axes[1], "arena_bytes", 1, "minimum TFLM arena bytes")):
         for kind, marker, color, text in (
                 ("zoo", "o", "tab:blue", "zoo models, our runs: int8 TFLM accuracy, measured"),
-                ("peer", "s", "tab:red", "peer models: int8 TFLM accuracy, measured")):
+                ("peer", "s", "tab:red", "peer models: int8 TFLM accuracy, measured"),
+                ("variant", "^", "tab:purple",
+                 "variants (sharing, low rank, pruning, LUT compression): measured")):
             pts = [e for e in measured if e["kind"] == kind]
             if not pts:
                 continue
@@ -1033,7 +1031,7 @@ def plot(results: dict, path: Path) -> None:
             for e in pts:  # zoo labels above the point, peers below: equal sizes stay legible
                 ax.annotate(e["name"], (e[key], 100 * e["int8_accuracy"]),
                             textcoords="offset points", fontsize=8,
-                            xytext=(6, 5) if kind == "zoo" else (6, -11))
+                            xytext=(6, -11) if kind == "peer" else (6, 5))
         first = True
         for name, p in results["paper"].items():
             if name not in sizes:

@@ -33,6 +33,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
                     "build a long test stream from held-out clips over noise, with its track"),
     "bench": ("tinyspeech_tf.bench",
               "zoo vs peer int8 models: accuracy, size, arena, interleaved TFLM latency"),
+    "compress": ("tinyspeech_tf.compress",
+                 "cluster a run's int8 weights and TFLM LUT-compress them; score and check"),
     "explore": ("tinyspeech_tf.explore",
                 "search TinySpeech architectures under params/bytes/arena/op limits (optuna)"),
 }

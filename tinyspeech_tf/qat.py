@@ -146,14 +146,20 @@ def _sigmoid_inputs(model: keras.Model) -> set[str]:
     """Names of the Conv2D layers (without activation) whose only consumer is a sigmoid."""
     names = set()
     for layer in model.layers:
-        if isinstance(layer, keras.layers.Activation) and layer.get_config()["activation"] \
-                == "sigmoid":
+        if _is_sigmoid(layer):
             producer = layer._inbound_nodes[0].inbound_layers
+            # A conv shared between condensers (zoo ``share``) feeds one sigmoid per use.
             if (isinstance(producer, keras.layers.Conv2D)
                     and producer.get_config()["activation"] == "linear"
-                    and len(producer._outbound_nodes) == 1):
+                    and all(_is_sigmoid(node.outbound_layer)
+                            for node in producer._outbound_nodes)):
                 names.add(producer.name)
     return names
+
+
+def _is_sigmoid(layer) -> bool:
+    return (isinstance(layer, keras.layers.Activation)
+            and layer.get_config()["activation"] == "sigmoid")
 
 
 def _annotate(layer, sigmoid_inputs: set[str] = frozenset(), per_channel: bool = True):
@@ -212,37 +218,52 @@ def _pre_activation(layer, inputs: np.ndarray) -> np.ndarray:
 def init_ranges(qat_model: keras.Model, float_model: keras.Model, inputs: np.ndarray) -> int:
     """Start every activation range of ``qat_model`` at ``float_model``'s min/max on ``inputs``.
 
-    Ranges always include 0, as TFLite's do. Returns how many ranges were set.
+    Ranges always include 0, as TFLite's do. A layer used several times (weights shared
+    across the network) has one range, so it spans every use. Returns how many ranges were set.
     """
     layers = [la for la in float_model.layers if not isinstance(la, keras.layers.InputLayer)]
-    probe = keras.Model(float_model.inputs, [la.output for la in layers] +
-                        [la.input for la in layers])
+    # One (layer, node) pair per use of each layer in this model's graph.
+    nodes = _model_nodes(float_model)
+    uses = [(la, i) for la in layers for i in range(len(la._inbound_nodes))
+            if la._inbound_nodes[i] in nodes]
+    probe = keras.Model(float_model.inputs, [la.get_output_at(i) for la, i in uses] +
+                        [la.get_input_at(i) for la, i in uses])
     values = probe.predict(inputs, verbose=0)
-    outputs = dict(zip([la.name for la in layers], values[:len(layers)], strict=True))
-    layer_inputs = dict(zip([la.name for la in layers], values[len(layers):], strict=True))
+    outputs: dict[str, list] = {}
+    layer_inputs: dict[str, list] = {}
+    for (la, _), out, inp in zip(uses, values[:len(uses)], values[len(uses):], strict=True):
+        outputs.setdefault(la.name, []).append(out)
+        layer_inputs.setdefault(la.name, []).append(inp)
     by_name = {la.name: la for la in layers}
 
-    def bounds(array) -> tuple[float, float]:
-        return min(0.0, float(np.min(array))), max(0.0, float(np.max(array)))
+    def bounds(arrays) -> tuple[float, float]:
+        return (min(0.0, *(float(np.min(a)) for a in arrays)),
+                max(0.0, *(float(np.max(a)) for a in arrays)))
 
     count = 0
     for var in qat_model.non_trainable_variables:
         name = var.name.split(":")[0]
         match = _INPUT_RANGE.fullmatch(name)
         if match:
-            low, high = bounds(inputs)
+            low, high = bounds([inputs])
         else:
             match = _RANGE.fullmatch(name)
             if not match or match["layer"] not in outputs:
                 continue
             layer = match["layer"]
             if match["where"] == "pre_activation":
-                low, high = bounds(_pre_activation(by_name[layer], layer_inputs[layer]))
+                low, high = bounds([_pre_activation(by_name[layer], x)
+                                    for x in layer_inputs[layer]])
             else:
                 low, high = bounds(outputs[layer])
         var.assign(low if match["end"] == "min" else high)
         count += 1
     return count
+
+
+def _model_nodes(model: keras.Model) -> set:
+    """The layer call nodes of ``model``'s own graph (a layer may also have nodes elsewhere)."""
+    return {node for nodes in model._nodes_by_depth.values() for node in nodes}
 
 
 def load_qat_model(path) -> keras.Model:

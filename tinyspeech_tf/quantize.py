@@ -163,17 +163,25 @@ def convert_int8(model, representative: RepresentativeData, *,
 
 
 def io_quantization(tflite_bytes: bytes) -> dict:
-    """Input/output shapes and (scale, zero point) of an int8 model, for feeding and headers."""
-    from tinyspeech_tf._compat import tf
+    """Input/output shapes and (scale, zero point) of an int8 model, for feeding and headers.
 
-    interp = tf.lite.Interpreter(model_content=tflite_bytes)
-    inp = interp.get_input_details()[0]
-    out = interp.get_output_details()[0]
+    Read from the flatbuffer itself, not through an interpreter, so it also works for models
+    only TFLM can run (e.g. LUT-compressed ones with TFLM_DECODE ops).
+    """
+    from tensorflow.lite.python import schema_py_generated as schema
+
+    sub = schema.Model.GetRootAsModel(bytearray(tflite_bytes), 0).Subgraphs(0)
+
+    def describe(index: int) -> tuple[list[int], float, int]:
+        t = sub.Tensors(index)
+        q = t.Quantization()
+        scale = float(q.Scale(0)) if q is not None and q.ScaleLength() else 0.0
+        zero = int(q.ZeroPoint(0)) if q is not None and q.ZeroPointLength() else 0
+        return [int(d) for d in t.ShapeAsNumpy()], scale, zero
+
+    in_shape, in_scale, in_zero = describe(int(sub.Inputs(0)))
+    out_shape, out_scale, out_zero = describe(int(sub.Outputs(0)))
     return {
-        "input_shape": [int(d) for d in inp["shape"]],
-        "input_scale": float(inp["quantization"][0]),
-        "input_zero_point": int(inp["quantization"][1]),
-        "output_shape": [int(d) for d in out["shape"]],
-        "output_scale": float(out["quantization"][0]),
-        "output_zero_point": int(out["quantization"][1]),
+        "input_shape": in_shape, "input_scale": in_scale, "input_zero_point": in_zero,
+        "output_shape": out_shape, "output_scale": out_scale, "output_zero_point": out_zero,
     }

@@ -45,6 +45,9 @@ class TrainConfig:
     qat_learning_rate: float = 0.001
     # int8 weight scales per output channel (True) or per tensor (False); None: zoo.PER_CHANNEL.
     per_channel: bool | None = None
+    # Magnitude pruning to this fraction of zero weights during float training, masks kept
+    # through QAT (tinyspeech_tf.pruning); 0 = no pruning.
+    prune: float = 0.0
     seed: int = 0
     calibration_examples: int = 256
     model_kwargs: dict = field(default_factory=dict)
@@ -103,6 +106,17 @@ def _optimizer(rate: float, config: TrainConfig, steps_per_epoch: int, epochs: i
     if config.lr_schedule == "cosine":
         lr = keras.optimizers.schedules.CosineDecay(rate, steps_per_epoch * epochs, alpha=0.01)
     return keras.optimizers.SGD(lr, momentum=config.momentum)
+
+
+def _load(path: Path, config: TrainConfig):
+    """A float checkpoint; a pruning run's checkpoints hold tfmot's pruning wrappers."""
+    from tinyspeech_tf import pruning
+    from tinyspeech_tf._compat import keras
+
+    if not config.prune:
+        return keras.models.load_model(path)
+    with pruning.scope():
+        return keras.models.load_model(path)
 
 
 def _qat_model(model, config: TrainConfig, steps_per_epoch: int, per_channel: bool):
@@ -206,7 +220,7 @@ def train(config: TrainConfig, resume: bool = False, verbose: int = 1,
     ``stop_after`` ends the run with :class:`Interrupted` once that many epochs (float and QAT
     counted together) are checkpointed, exactly as if the process had been killed there.
     """
-    from tinyspeech_tf import profile, qat, quantize, tflm, zoo
+    from tinyspeech_tf import profile, pruning, qat, quantize, tflm, zoo
     from tinyspeech_tf._compat import keras, tf
     from tinyspeech_tf.data import make_dataset, write_labels
     from tinyspeech_tf.features import DEFAULT_CONFIG as frontend
@@ -252,7 +266,7 @@ def train(config: TrainConfig, resume: bool = False, verbose: int = 1,
         state = json.loads(state_path.read_text())
         initial_epoch, best, history = state["epoch"], state["best"], state["history"]
         qat_best = state.get("qat_best", qat_best)
-        model = keras.models.load_model(ckpt_dir / "last.keras")
+        model = _load(ckpt_dir / "last.keras", config)
     elif config.spec is not None:
         model = zoo.from_spec(config.spec, input_shape=(*frontend.feature_shape, 1),
                               num_classes=len(names))
@@ -262,6 +276,8 @@ def train(config: TrainConfig, resume: bool = False, verbose: int = 1,
                             num_classes=len(names), **config.model_kwargs)
         except (TypeError, ValueError) as err:
             raise UserError(f"{config.model} with {config.model_kwargs}: {err}") from None
+    if not resume and config.prune:
+        model = pruning.wrap(model, config.prune, steps * config.epochs)
     if not resume:
         model.compile(optimizer=_optimizer(config.learning_rate, config, steps, config.epochs),
                       loss="sparse_categorical_crossentropy", metrics=["accuracy"])
@@ -298,20 +314,26 @@ def train(config: TrainConfig, resume: bool = False, verbose: int = 1,
             self.save_last()
             save_state(epoch + 1)
 
-    def fit(net, first: int, last: int, callback) -> None:
+    def fit(net, first: int, last: int, callback, extra: tuple = ()) -> None:
         tensorboard = keras.callbacks.TensorBoard(os.fspath(out / "logs"))
         for epoch in range(first, last):
             net.fit(epoch_data(epoch), epochs=epoch + 1, initial_epoch=epoch,
                     validation_data=(val_x, val_y), verbose=verbose,
-                    callbacks=[callback, tensorboard])
+                    callbacks=[*extra, callback, tensorboard])
             if stop_after is not None and epoch + 1 >= stop_after:
                 raise Interrupted(f"stopped after epoch {epoch + 1}")
 
     started = time.time()
     fit(model, initial_epoch, config.epochs, EpochState(
         best, lambda: model.save(ckpt_dir / "best.keras"),
-        lambda: model.save(ckpt_dir / "last.keras")))
-    model = keras.models.load_model(ckpt_dir / "best.keras")
+        lambda: model.save(ckpt_dir / "last.keras")),
+        extra=pruning.callbacks() if config.prune else ())
+    model = _load(ckpt_dir / "best.keras", config)
+    masks = None
+    if config.prune:
+        model = pruning.strip(model)
+        model.compile(loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+        masks = pruning.masks(model)
     per_channel = config.per_channel
     if per_channel is None:
         per_channel = ((config.spec or {}).get("per_channel")
@@ -332,7 +354,8 @@ def train(config: TrainConfig, resume: bool = False, verbose: int = 1,
             qat_ckpt.read(os.fspath(ckpt_dir / "qat_last")).assert_consumed()
         fit(qat_model, max(initial_epoch, config.epochs), config.epochs + config.qat_epochs,
             EpochState(qat_best, lambda: qat_ckpt.write(os.fspath(ckpt_dir / "qat_best")),
-                       lambda: qat_ckpt.write(os.fspath(ckpt_dir / "qat_last"))))
+                       lambda: qat_ckpt.write(os.fspath(ckpt_dir / "qat_last"))),
+            extra=(pruning.KeepMasks(masks),) if masks is not None else ())
         qat_ckpt.read(os.fspath(ckpt_dir / "qat_best")).assert_consumed()
         qat_val = qat_model.evaluate(val_x, val_y, verbose=0, return_dict=True)
         tflite_bytes = quantize.convert_int8(qat_model, calib, per_channel=per_channel)
@@ -376,6 +399,12 @@ def train(config: TrainConfig, resume: bool = False, verbose: int = 1,
     }
     if config.spec is not None:
         metrics["spec"] = config.spec
+    if config.prune:
+        from tinyspeech_tf import compress
+
+        metrics["pruning"] = {"target_sparsity": config.prune,
+                              "float_sparsity": pruning.sparsity_of(model),
+                              "int8_sparsity": compress.zero_fraction(tflite_bytes)}
 
     model.save(out / ".model.tmp.keras")
     os.replace(out / ".model.tmp.keras", out / "model.keras")
@@ -469,6 +498,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="quantization-aware fine-tuning epochs after float training "
                              "(0: post-training quantization only)")
     parser.add_argument("--qat-lr", type=float, default=defaults.qat_learning_rate)
+    parser.add_argument("--prune", type=float, default=defaults.prune, metavar="SPARSITY",
+                        help="magnitude-prune convs and dense layers to this fraction of zero "
+                             "weights during float training (tensorflow-model-optimization), "
+                             "masks kept through QAT; e.g. 0.5 (default 0: off)")
     parser.add_argument("--model-arg", action="append", default=[], metavar="KEY=VALUE",
                         help="a builder argument of the zoo model, e.g. f_mode=residual "
                              "(VALUE read as JSON when it parses, else as text; repeatable)")
@@ -510,10 +543,12 @@ def run(args: argparse.Namespace) -> int:
                          batch_size=args.batch_size, learning_rate=args.lr, seed=args.seed,
                          lr_schedule=args.lr_schedule, extra_train=list(args.extra_train),
                          qat_epochs=args.qat_epochs, qat_learning_rate=args.qat_lr,
-                         model_kwargs=parse_model_args(args.model_arg),
+                         model_kwargs=parse_model_args(args.model_arg), prune=args.prune,
                          max_steps_per_epoch=args.max_steps_per_epoch)
     if config.epochs < 1 or config.batch_size < 1 or config.qat_epochs < 0:
         raise UserError("--epochs and --batch-size must be at least 1, --qat-epochs at least 0")
+    if not 0.0 <= config.prune < 1.0:
+        raise UserError(f"--prune {config.prune}: a sparsity is a fraction in [0, 1), e.g. 0.5")
     metrics = train(config, resume=args.resume)
     print(f"{config.out}: float {metrics['float']['accuracy']:.2%}, int8 (TFLM) "
           f"{metrics['int8_tflm']['accuracy']:.2%} on {metrics['val_examples']} validation "

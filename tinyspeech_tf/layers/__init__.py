@@ -4,7 +4,11 @@ from tinyspeech_tf.layers.attention_condenser import (
     AttentionCondenser,
     ChannelScale,
     ResizeNearest,
+    apply_condenser,
     attention_condenser,
+    condenser_layers,
 )
+from tinyspeech_tf.layers.low_rank import FactorBank, Factorised
 
-__all__ = ["AttentionCondenser", "ChannelScale", "ResizeNearest", "attention_condenser"]
+__all__ = ["AttentionCondenser", "ChannelScale", "ResizeNearest", "apply_condenser",
+           "attention_condenser", "condenser_layers", "FactorBank", "Factorised"]

@@ -36,6 +36,7 @@ Deployment choices (why the layer looks the way it does):
 from __future__ import annotations
 
 from tinyspeech_tf._compat import keras, tf
+from tinyspeech_tf.layers import low_rank as lr
 
 F_MODES = ("multiply", "residual")
 EMBEDDINGS = ("conv", "depthwise")
@@ -98,8 +99,12 @@ def _check(embed_channels, pool_size, embedding: str, f_mode: str):
 
 def _sublayers(channels: int, embed_channels, pool_size, embedding: str, kernel_size: int,
                f_mode: str, use_batch_norm: bool, scale_init: float, regularizer,
-               prefix: str = "") -> dict:
-    """The condenser's layers, in order of use; ``None`` marks a step this variant skips."""
+               prefix: str = "", rank: int = 0, bank: lr.FactorBank | None = None) -> dict:
+    """The condenser's layers, in order of use; ``None`` marks a step this variant skips.
+
+    ``rank`` > 0 factorises the two pointwise convs (``embed2``, ``project``) where that makes
+    them smaller, with factors from ``bank`` (see :mod:`tinyspeech_tf.layers.low_rank`).
+    """
     (c1, c2), pool = _check(embed_channels, pool_size, embedding, f_mode)
     bias = not use_batch_norm
     # Without batch norm the ReLU is the conv's own activation: tfmot then fake-quantizes the
@@ -128,11 +133,11 @@ def _sublayers(channels: int, embed_channels, pool_size, embedding: str, kernel_
     return {
         "condense": keras.layers.MaxPool2D(pool, padding="same", name=prefix + "condense"),
         "embed1": embed1, "bn1": bn("bn1"), "relu1": relu("relu1"),
-        "embed2": keras.layers.Conv2D(c2, 1, use_bias=bias, activation=fused,
-                                      kernel_regularizer=regularizer, name=prefix + "embed2"),
+        "embed2": lr.conv2d(c1, c2, 1, rank=rank, bank=bank, use_bias=bias, activation=fused,
+                            kernel_regularizer=regularizer, name=prefix + "embed2"),
         "bn2": bn("bn2"), "relu2": relu("relu2"),
-        "project": keras.layers.Conv2D(channels, 1, kernel_regularizer=regularizer,
-                                       name=prefix + "project"),
+        "project": lr.conv2d(c2, channels, 1, rank=rank, bank=bank,
+                             kernel_regularizer=regularizer, name=prefix + "project"),
         "sigmoid": keras.layers.Activation("sigmoid", name=prefix + "sigmoid"),
         "scale": ChannelScale(scale_init, name=prefix + "scale"),
         "expand": ResizeNearest(name=prefix + "expand"),
@@ -158,20 +163,52 @@ def _select(sub: dict, v, a):
     return weighted if sub["residual"] is None else sub["residual"]([v, weighted])
 
 
+# The steps that hold weights: what weight sharing reuses between condensers.
+WEIGHTED = ("embed1", "bn1", "embed2", "bn2", "project", "scale")
+EMBEDDING_STEPS = ("embed1", "bn1", "embed2", "bn2")
+
+
+def condenser_layers(channels: int, embed_channels: tuple[int, int] = (8, 8), pool_size=2, *,
+                     embedding: str = "conv", kernel_size: int = 3,
+                     f_mode: str = "multiply", use_batch_norm: bool = False,
+                     scale_init: float = 1.0, kernel_regularizer=None, low_rank: int = 0,
+                     factor_bank: lr.FactorBank | None = None,
+                     name: str = "condenser") -> dict:
+    """The layers of one attention condenser on ``channels`` channels, by step, unapplied.
+
+    Apply them with :func:`apply_condenser`. Handing steps of one condenser's dict to another
+    (e.g. ``{**mine, "embed1": theirs["embed1"]}``) shares those weights between them; the
+    zoo's ``share`` option does exactly that. ``low_rank`` > 0 factorises the pointwise convs
+    (factors from ``factor_bank``, shared across layers if the bank shares).
+    """
+    return _sublayers(int(channels), embed_channels, pool_size, embedding, int(kernel_size),
+                      f_mode, bool(use_batch_norm), float(scale_init),
+                      keras.regularizers.get(kernel_regularizer), prefix=f"{name}_",
+                      rank=int(low_rank), bank=factor_bank)
+
+
+def apply_condenser(layers: dict, v):
+    """V' = F(V, X(E(C(V))), S) with the layers of :func:`condenser_layers`."""
+    return _select(layers, v, _attention(layers, v))
+
+
 def attention_condenser(v, embed_channels: tuple[int, int] = (8, 8), pool_size=2, *,
                         embedding: str = "conv", kernel_size: int = 3,
                         f_mode: str = "multiply", use_batch_norm: bool = False,
                         scale_init: float = 1.0, kernel_regularizer=None,
+                        low_rank: int = 0, factor_bank: lr.FactorBank | None = None,
                         name: str = "condenser"):
     """Apply an attention condenser to the Keras tensor ``v`` as a graph of stock layers.
 
-    Same arguments and maths as :class:`AttentionCondenser`; layers are named
-    ``{name}_condense``, ``{name}_embed1``, ... ``{name}_attend``.
+    Same arguments and maths as :class:`AttentionCondenser` (plus ``low_rank``, see
+    :func:`condenser_layers`); layers are named ``{name}_condense``, ``{name}_embed1``, ...
+    ``{name}_attend``.
     """
-    sub = _sublayers(int(v.shape[-1]), embed_channels, pool_size, embedding, int(kernel_size),
-                     f_mode, bool(use_batch_norm), float(scale_init),
-                     keras.regularizers.get(kernel_regularizer), prefix=f"{name}_")
-    return _select(sub, v, _attention(sub, v))
+    return apply_condenser(condenser_layers(
+        int(v.shape[-1]), embed_channels, pool_size, embedding=embedding,
+        kernel_size=kernel_size, f_mode=f_mode, use_batch_norm=use_batch_norm,
+        scale_init=scale_init, kernel_regularizer=kernel_regularizer, low_rank=low_rank,
+        factor_bank=factor_bank, name=name), v)
 
 
 @keras.utils.register_keras_serializable(package="tinyspeech_tf")

@@ -14,6 +14,9 @@ here and why:
   without batch norm because three stacked V*A*S with A near 0.5 shrink the signal eightfold.
 - X/Y/Z use batch norm after every conv (folded into the convs at conversion); M uses none and
   only TFLM builtin ops, as in the paper.
+- Weight sharing and low-rank factorisation (``share``, ``low_rank``, ``low_rank_share``) are
+  off by default; they trade accuracy for flash (``tinyspeech_tf.compress`` measures what the
+  int8 flatbuffer then stores).
 - Global average pooling is a MEAN, not an AVERAGE_POOL_2D over the whole map: int8
   AVERAGE_POOL_2D must keep its input's scale, and without batch norm the head's output range
   is set by rare large activations (hundreds) while the averages are a few units, so they would
@@ -26,7 +29,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from tinyspeech_tf._compat import keras
-from tinyspeech_tf.layers import attention_condenser
+from tinyspeech_tf.layers import apply_condenser, condenser_layers
+from tinyspeech_tf.layers import low_rank as lr
+from tinyspeech_tf.layers.attention_condenser import EMBEDDING_STEPS, WEIGHTED
+
+SHARE_MODES = ("none", "block", "embedding")
+LOW_RANK_LAYERS = ("pointwise", "head", "dense")
 
 
 def tinyspeech(input_shape: Sequence[int] = (49, 10, 1), num_classes: int = 12, *,
@@ -35,7 +43,9 @@ def tinyspeech(input_shape: Sequence[int] = (49, 10, 1), num_classes: int = 12, 
                embed_widths: Sequence[int] = (8, 12, 10), depth_multiplier: int = 1,
                head_channels: int = 28, embedding: str = "depthwise",
                pool_size: int = 2, f_mode: str = "residual", scale_init: float = 1.0,
-               use_batch_norm: bool = False,
+               use_batch_norm: bool = False, share: str = "none", low_rank: int = 0,
+               low_rank_share: bool = False,
+               low_rank_layers: Sequence[str] = LOW_RANK_LAYERS,
                dropout: float = 0.0, name: str = "tinyspeech") -> keras.Model:
     """Build a TinySpeech network.
 
@@ -53,33 +63,72 @@ def tinyspeech(input_shape: Sequence[int] = (49, 10, 1), num_classes: int = 12, 
             measured ablation in ``reports/f_mode_ablation.md``) or ``"multiply"`` (V*A*S).
         scale_init: initial S of every condenser.
         use_batch_norm: batch norm after each conv (X/Y/Z) or none (M).
+        share: weight sharing across the condenser stack. ``"none"``; ``"block"``: every
+            condenser reuses the weights of one condenser of width ``max(embed_widths)``
+            (virtual depth at the weight memory of one condenser; with batch norm the BN is
+            shared too, so folding keeps one set of weights); ``"embedding"``: condensers of
+            equal embedding widths share their embedding convs (and BN), each keeping its own
+            projection and scale S.
+        low_rank: rank r > 0 factorises the pointwise convs of the condensers, the head conv
+            and the dense layer into rank-r pairs wherever that has fewer weights (see
+            :mod:`tinyspeech_tf.layers.low_rank`); 0 keeps every layer whole.
+        low_rank_share: factors of the same shape are one layer across the network.
+        low_rank_layers: which layers ``low_rank`` factorises: ``"pointwise"`` (the
+            condensers' 1x1 convs), ``"head"`` (the last conv), ``"dense"``. Each factorised
+            layer adds an op and a tensor to the flatbuffer (a few hundred bytes on a small
+            model), so on small models only the big layers repay it.
         dropout: dropout rate before the dense layer (training only; not in the TFLite graph).
     """
-    bias = not use_batch_norm
+    if share not in SHARE_MODES:
+        raise ValueError(f"share must be one of {SHARE_MODES}, got {share!r}")
+    if int(low_rank) < 0:
+        raise ValueError(f"low_rank must be >= 0, got {low_rank!r}")
+    if isinstance(low_rank_layers, str) or not set(low_rank_layers) <= set(LOW_RANK_LAYERS):
+        raise ValueError(f"low_rank_layers must be a list drawn from {LOW_RANK_LAYERS}, "
+                         f"got {low_rank_layers!r}")
 
-    def conv_block(x, filters, kernel, strides, block_name):
+    def rank_of(layer: str) -> int:
+        return int(low_rank) if layer in low_rank_layers else 0
+
+    bias = not use_batch_norm
+    bank = lr.FactorBank(share=low_rank_share)
+
+    def conv_block(x, filters, kernel, strides, block_name, rank=0):
         # conv -> BN -> ReLU, or conv with its own ReLU: the two patterns QAT handles fully.
-        x = keras.layers.Conv2D(filters, kernel, strides=strides, padding="same",
-                                use_bias=bias, activation=None if use_batch_norm else "relu",
-                                name=block_name)(x)
+        x = lr.conv2d(int(x.shape[-1]), filters, kernel, rank=rank, bank=bank, strides=strides,
+                      use_bias=bias, activation=None if use_batch_norm else "relu",
+                      name=block_name)(x)
         if not use_batch_norm:
             return x
         x = keras.layers.BatchNormalization(name=f"{block_name}_bn")(x)
         return keras.layers.ReLU(name=f"{block_name}_relu")(x)
 
+    def condenser(width, i):
+        c1 = stem_channels * depth_multiplier if embedding == "depthwise" else width
+        return condenser_layers(stem_channels, (c1, width), pool_size, embedding=embedding,
+                                f_mode=f_mode, scale_init=scale_init,
+                                use_batch_norm=use_batch_norm, low_rank=rank_of("pointwise"),
+                                factor_bank=bank, name=f"condenser{i}")
+
     inputs = keras.Input(shape=tuple(input_shape), name="mfcc")
     x = conv_block(inputs, stem_channels, tuple(stem_kernel), tuple(stem_strides), "stem")
-    for i, width in enumerate(embed_widths, start=1):
-        c1 = stem_channels * depth_multiplier if embedding == "depthwise" else width
-        x = attention_condenser(x, (c1, width), pool_size=pool_size, embedding=embedding,
-                                f_mode=f_mode, scale_init=scale_init,
-                                use_batch_norm=use_batch_norm,
-                                name=f"condenser{i}")
-    x = conv_block(x, head_channels, (3, 3), (1, 1), "head")
+    widths = [int(w) for w in embed_widths]
+    first_of_width: dict[int, dict] = {}
+    for i, width in enumerate(widths, start=1):
+        if share == "block":
+            width = max(widths)
+        layers = condenser(width, i)
+        owner = first_of_width.setdefault(width, layers)
+        if share != "none" and owner is not layers:
+            steps = WEIGHTED if share == "block" else EMBEDDING_STEPS
+            layers.update({step: owner[step] for step in steps})
+        x = apply_condenser(layers, x)
+    x = conv_block(x, head_channels, (3, 3), (1, 1), "head", rank=rank_of("head"))
     x = keras.layers.GlobalAveragePooling2D(name="gap")(x)
     if dropout:
         x = keras.layers.Dropout(dropout, name="dropout")(x)
-    outputs = keras.layers.Dense(num_classes, activation="softmax", name="classifier")(x)
+    outputs = lr.dense(head_channels, num_classes, rank=rank_of("dense"), bank=bank,
+                       activation="softmax", name="classifier")(x)
     return keras.Model(inputs, outputs, name=name)
 
 
