@@ -100,6 +100,8 @@ EXPLORE_QAT_EPOCHS ?= 5
 EXPLORE_LIMITS ?= --max-params 15000 --max-bytes 16384 --max-arena 16384 --tflm-ops --no-batchnorm
 EXPLORE_STORAGE ?=
 EXPLORE_REFERENCE ?= runs/ablation/tinyspeech_m_residual
+# Architectures queued before sampling (the sampler then models the space around them).
+EXPLORE_START ?= tinyspeech_m
 EXPLORE_ARGS ?=
 
 explore: $(STAMP)
@@ -107,11 +109,12 @@ explore: $(STAMP)
 		--epochs $(EXPLORE_EPOCHS) --qat-epochs $(EXPLORE_QAT_EPOCHS) --out $(EXPLORE_OUT) \
 		$(EXPLORE_LIMITS) $(if $(EXPLORE_STORAGE),--storage $(EXPLORE_STORAGE)) \
 		$(if $(wildcard $(EXPLORE_REFERENCE)/metrics.json),--reference $(EXPLORE_REFERENCE)) \
-		$(EXPLORE_ARGS)
+		$(foreach s,$(EXPLORE_START),--start-from $(s)) $(EXPLORE_ARGS)
 
 # Flash-saving variants of TinySpeech-M (weight sharing, low rank, magnitude pruning), each
 # trained by the real-data recipe into VARIANTS_DIR/<name> (finished ones are kept), then the
-# TFLM LUT compression of M and of every variant (`tinyspeech compress`, VARIANT_BITS-bit);
+# TFLM LUT compression of M and of every variant (`tinyspeech compress`, VARIANT_BITS-bit;
+# m_cluster4 is M trained with its big filters held on 2**VARIANT_BITS values, for lossless LUT);
 # `make bench` gives each a row.
 VARIANTS_DIR ?= runs/variants
 VARIANT_BITS ?= 4
@@ -119,7 +122,7 @@ VARIANT_M_RUN ?= runs/ablation/tinyspeech_m_residual
 TRAIN_VARIANT = $(VENV)/bin/tinyspeech train --model tinyspeech_m --data $(REAL) --epochs 150 \
 	--lr-schedule cosine --out $(@D)
 VARIANT_RUNS := $(addprefix $(VARIANTS_DIR)/,m_block m_emb10_shared m_lr4_all_shared m_lr8_head \
-	m_lr4_head m_prune50 m_prune75)
+	m_lr4_head m_prune50 m_prune75 m_cluster4)
 
 $(VARIANTS_DIR)/m_block/metrics.json: | $(STAMP)
 	$(TRAIN_VARIANT) --model-arg share=block
@@ -135,6 +138,8 @@ $(VARIANTS_DIR)/m_prune50/metrics.json: | $(STAMP)
 	$(TRAIN_VARIANT) --prune 0.5
 $(VARIANTS_DIR)/m_prune75/metrics.json: | $(STAMP)
 	$(TRAIN_VARIANT) --prune 0.75
+$(VARIANTS_DIR)/m_cluster4/metrics.json: | $(STAMP)
+	$(TRAIN_VARIANT) --cluster-bits $(VARIANT_BITS)
 
 variants: $(addsuffix /metrics.json,$(VARIANT_RUNS))
 	for run in $(VARIANT_M_RUN) $(VARIANT_RUNS); do \

@@ -80,12 +80,13 @@ def test_cluster_rejects_bits_that_cannot_compress():
 
 @pytest.fixture(scope="module")
 def pruned_run(tmp_path_factory):
-    """TinySpeech-M trained on tones with 50% magnitude pruning (2 float + 1 QAT epochs)."""
+    """TinySpeech-M trained on tones with 50% magnitude pruning and its big filters held on 16
+    values during QAT (2 float + 2 QAT epochs)."""
     root = tmp_path_factory.mktemp("pruned")
     tones = write_tone_set(root / "tones", 4)
     run = root / "run"
     argv = ["train", "--model", "tinyspeech_m", "--data", str(tones), "--epochs", "2",
-            "--qat-epochs", "1", "--prune", "0.5", "--out", str(run)]
+            "--qat-epochs", "2", "--prune", "0.5", "--cluster-bits", "4", "--out", str(run)]
     assert main(argv) == 0
     return run, tones
 
@@ -102,6 +103,19 @@ def test_pruning_zeros_survive_qat_into_the_int8_model(pruned_run):
     assert stored >= pruning["float_sparsity"] - 0.01
 
 
+def test_clustering_during_qat_leaves_at_most_16_values_in_the_chosen_filters(pruned_run):
+    run, _ = pruned_run
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["clustering"] == {"bits": 4, "layers": ["head"]}  # the only filter worth it
+    tflite = (run / "model_int8.tflite").read_bytes()
+    head = max(compress.weight_tensors(tflite), key=lambda t: t["bytes"])
+    assert head["shape"] == [28, 3, 3, 12]
+    assert compress.distinct_values(tflite, head["tensor"]) <= 16
+    others = [compress.distinct_values(tflite, t["tensor"])
+              for t in compress.weight_tensors(tflite) if t["tensor"] != head["tensor"]]
+    assert max(others) > 16  # the rest were left free
+
+
 def test_compress_command_writes_checked_files(pruned_run, capsys):
     run, tones = pruned_run
     assert main(["compress", str(run), "--bits", "4", "--data", str(tones)]) == 0
@@ -110,7 +124,10 @@ def test_compress_command_writes_checked_files(pruned_run, capsys):
     assert report["compressed_equals_clustered_in_tflm"] is True
     assert report["bytes"]["compressed"] < report["bytes"]["source"]
     assert report["bytes"]["compressed"] == (run / "model_int8_lut4.tflite").stat().st_size
-    assert (run / "model_int8_clustered4.tflite").stat().st_size == report["bytes"]["source"]
+    # Clustered during QAT: clustering again changes nothing, so compression is lossless.
+    assert (run / "model_int8_clustered4.tflite").read_bytes() == \
+        (run / "model_int8.tflite").read_bytes()
+    assert report["int8_accuracy"]["compressed"] == report["int8_accuracy"]["source"]
     assert report["zero_fraction"] > 0.4
     assert set(report["int8_accuracy"]) == {"source", "clustered", "compressed"}
     assert report["int8_accuracy"]["compressed"] == report["int8_accuracy"]["clustered"]
@@ -121,3 +138,19 @@ def test_compress_command_bad_input_is_one_line(tmp_path, capsys):
     run = make_run(tmp_path)  # its config names a dataset that is not here
     fails_one_line(["compress", str(run)], capsys, "pass --data DATASET")
     fails_one_line(["compress", str(run), "--bits", "9"], capsys, "--bits 9: use 1..7")
+
+
+def test_cluster_bits_needs_qat_and_a_sane_width(tmp_path, capsys):
+    fails_one_line(["train", "--data", str(tmp_path), "--cluster-bits", "9"], capsys,
+                   "--cluster-bits 9: use 1..7")
+    fails_one_line(["train", "--data", str(tmp_path), "--cluster-bits", "4", "--qat-epochs",
+                    "0"], capsys, "--qat-epochs")
+
+
+def test_kmeans_keeps_zero_and_at_most_k_centroids():
+    from tinyspeech_tf.clustering import _kmeans
+
+    values = np.random.default_rng(0).standard_normal(500)
+    centres = _kmeans(values, 8)
+    assert len(centres) == 8 and 0.0 in centres
+    assert list(_kmeans(np.array([0.5, 0.5, -1.0]), 8)) == [-1.0, 0.0, 0.5]

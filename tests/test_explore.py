@@ -219,3 +219,37 @@ def test_train_spec_trains_and_resumes(tone_set, tmp_path, capsys):
     capsys.readouterr()
     fails_one_line(["train", "--spec", str(spec_file), "--model-arg", "f_mode=multiply",
                     "--data", str(tone_set)], capsys, "--model-arg and --spec")
+
+
+def test_start_from_tinyspeech_m_rebuilds_it_exactly():
+    import optuna
+
+    constraints = explore.Constraints(tflm_ops=True, batch_norm=False)
+    params = explore.start_params("tinyspeech_m", constraints)
+    spec = explore.sample_spec(optuna.trial.FixedTrial(params), constraints)
+    rebuilt, m = zoo.from_spec(spec), zoo.get("tinyspeech_m")
+    assert rebuilt.count_params() == m.count_params()
+    assert [type(la).__name__ for la in rebuilt.layers] == [type(la).__name__ for la in m.layers]
+    assert [la.get_config().get("filters") for la in rebuilt.layers] == \
+        [la.get_config().get("filters") for la in m.layers]
+
+
+def test_start_from_is_queued_once_per_study(tmp_path):
+    import optuna
+
+    constraints = explore.Constraints(batch_norm=False)
+    study = optuna.create_study(storage=f"sqlite:///{tmp_path}/s.db", direction="maximize")
+    for _ in range(2):  # two workers starting from the same design
+        study.enqueue_trial(explore.start_params("tinyspeech_m", constraints),
+                            skip_if_exists=True)
+    assert len(study.get_trials()) == 1
+
+
+@pytest.mark.parametrize("start,fragment", [
+    ("tinyspeech_x", "tinyspeech_x: 6 condensers is outside the search space"),
+    ("ds_cnn", "not a TinySpeech network"),
+    ("no_such.json", "no such spec file"),
+])
+def test_bad_start_from_is_one_line(start, fragment, tmp_path, capsys):
+    fails_one_line(["explore", "--data", str(tmp_path), "--start-from", start,
+                    "--no-batchnorm", "--out", str(tmp_path / "out")], capsys, fragment)

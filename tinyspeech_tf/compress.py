@@ -6,7 +6,9 @@
   the converter gives every use the same tensor).
 - :func:`cluster` snaps each int8 filter to at most ``2**bits`` values per quantization
   channel (1-D k-means on its int8 values, zero kept exact so pruned weights stay zero).
-  The result is an ordinary int8 model, scored like any other.
+  The result is an ordinary int8 model, scored like any other. Snapping a trained model costs
+  accuracy; a model trained with ``tinyspeech train --cluster-bits`` (see
+  :mod:`tinyspeech_tf.clustering`) already has that few values and clustering changes nothing.
 - :func:`lut_compress` hands such a model to TFLM's look-up-table compression (the
   ``tflite_micro.compression`` package shipped with the ``tflite-micro`` wheel): each chosen
   filter becomes ``bits``-bit indices plus a value table, decoded at run time by a
@@ -185,10 +187,15 @@ def cluster(tflite_bytes: bytes, bits: int,
     return bytes(blob), report
 
 
+def lut_saving(values: int, channels: int, bits: int) -> int:
+    """Estimated bytes saved by storing an int8 filter of ``values`` weights (``channels``
+    quantization channels) as ``bits``-bit indices plus value tables and a DECODE op."""
+    table = max(1, channels) * 2 ** bits
+    return values - math.ceil(values * bits / 8) - table - DECODE_OVERHEAD
+
+
 def _lut_saving(t: dict, bits: int) -> int:
-    table = max(1, t["channels"]) * 2 ** bits
-    packed = math.ceil(int(np.prod(t["shape"])) * bits / 8)
-    return t["bytes"] - packed - table - DECODE_OVERHEAD
+    return lut_saving(int(np.prod(t["shape"])), t["channels"], bits)
 
 
 def lut_compress(tflite_bytes: bytes, bits: int,

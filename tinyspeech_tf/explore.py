@@ -141,6 +141,82 @@ def sample_spec(trial, constraints: Constraints) -> dict:
             "per_channel": PER_CHANNEL}
 
 
+def _architecture(name_or_spec: str) -> tuple[dict, str]:
+    """Full ``tinyspeech()`` arguments of a zoo TinySpeech name or a spec file, and a label."""
+    import inspect
+
+    from tinyspeech_tf import zoo
+    from tinyspeech_tf.zoo.tinyspeech import PRESETS, tinyspeech
+
+    defaults = {k: p.default for k, p in inspect.signature(tinyspeech).parameters.items()
+                if p.default is not inspect.Parameter.empty}
+    if name_or_spec in PRESETS:
+        return {**defaults, **PRESETS[name_or_spec]}, name_or_spec
+    if name_or_spec in zoo.names():
+        raise UserError(f"--start-from {name_or_spec}: not a TinySpeech network; the search "
+                        "space only holds TinySpeech architectures")
+    spec, where = zoo.load_spec(name_or_spec)
+    if spec["builder"] != "tinyspeech" and spec["builder"] not in PRESETS:
+        raise UserError(f"--start-from {where}: builder {spec['builder']} is not TinySpeech")
+    return {**defaults, **PRESETS.get(spec["builder"], {}), **spec["kwargs"]}, where
+
+
+def start_params(name_or_spec: str, constraints: Constraints) -> dict:
+    """The sampler's parameters that make :func:`sample_spec` rebuild an architecture.
+
+    Used to enqueue known designs (e.g. the hand-built TinySpeech-M) as the study's first
+    trials, so the sampler models the space around them from the start. Every value must lie
+    on the search grid, and options outside the space must be at their defaults.
+    """
+    kw, label = _architecture(name_or_spec)
+
+    def bad(what: str) -> UserError:
+        return UserError(f"--start-from {label}: {what} is outside the search space")
+
+    def on_grid(key: str, value, grid: tuple) -> int:
+        low, high, step = grid
+        if not (low <= int(value) <= high and (int(value) - low) % step == 0):
+            raise bad(f"{key} {value} (search: {low}..{high} step {step})")
+        return int(value)
+
+    for key, default in (("stem_kernel", (3, 3)), ("scale_init", 1.0), ("share", "none"),
+                         ("low_rank", 0), ("dropout", 0.0)):
+        value = kw.get(key, default)
+        if (tuple(value) if isinstance(value, (list, tuple)) else value) != default:
+            raise bad(f"{key}={value}")
+    widths = list(kw["embed_widths"])
+    stride = "x".join(str(int(v)) for v in kw["stem_strides"])
+    pool = kw["pool_size"]
+    if isinstance(pool, (list, tuple)):
+        if len(set(pool)) != 1:
+            raise bad(f"pool_size {pool}")
+        pool = pool[0]
+    if not CONDENSERS[0] <= len(widths) <= CONDENSERS[1]:
+        raise bad(f"{len(widths)} condensers")
+    if stride not in STEM_STRIDES:
+        raise bad(f"stem_strides {stride}")
+    if kw["embedding"] not in EMBEDDINGS or kw["f_mode"] not in F_MODES:
+        raise bad(f"embedding {kw['embedding']} / f_mode {kw['f_mode']}")
+    if not POOL_SIZES[0] <= int(pool) <= POOL_SIZES[1]:
+        raise bad(f"pool_size {pool}")
+    if kw["use_batch_norm"] and not constraints.batch_norm:
+        raise bad("batch norm (--no-batchnorm)")
+    params = {"condensers": len(widths), "embedding": kw["embedding"],
+              "stem_strides": stride,
+              "stem_channels": on_grid("stem_channels", kw["stem_channels"], STEM_CHANNELS),
+              "pool_size": int(pool), "f_mode": kw["f_mode"],
+              "head_channels": on_grid("head_channels", kw["head_channels"], HEAD_CHANNELS)}
+    for i, width in enumerate(widths, start=1):
+        params[f"embed_width_{i}"] = on_grid(f"embed width {i}", width, EMBED_WIDTHS)
+    if kw["embedding"] == "depthwise":
+        if not DEPTH_MULTIPLIERS[0] <= int(kw["depth_multiplier"]) <= DEPTH_MULTIPLIERS[1]:
+            raise bad(f"depth_multiplier {kw['depth_multiplier']}")
+        params["depth_multiplier"] = int(kw["depth_multiplier"])
+    if constraints.batch_norm:
+        params["use_batch_norm"] = bool(kw["use_batch_norm"])
+    return params
+
+
 def measure(spec: dict, constraints: Constraints | None = None,
             qat: bool = False) -> tuple[dict, str | None]:
     """Costs of a spec and the first violated constraint (None if feasible).
@@ -530,6 +606,10 @@ def explore(args: argparse.Namespace) -> dict:
                                  else optuna.logging.ERROR)
     storage = open_storage(args.storage or f"sqlite:///{out.as_posix()}/study.db")
     study = open_study(storage, args.study, args.seed, settings)
+    for start in args.start_from:
+        # Once per study whatever the number of workers: an equal queued or finished trial
+        # is not queued again.
+        study.enqueue_trial(start_params(start, constraints), skip_if_exists=True)
     worker = f"{socket.gethostname()}:{os.getpid()}"
     fatal: list[BaseException] = []
     current: dict = {}
@@ -573,9 +653,12 @@ def explore(args: argparse.Namespace) -> dict:
             trial.set_user_attr("error", f"{type(err).__name__}: {_one_line(err)}")
             raise
         finally:
+            import gc
+
             from tinyspeech_tf._compat import keras
 
             keras.backend.clear_session()
+            gc.collect()  # one worker trains many models: free each trial's graphs and data
         trained = {"accuracy": metrics["int8_tflm"]["accuracy"],
                    "float_accuracy": metrics["float"]["accuracy"],
                    "qat_accuracy": (metrics["qat"] or {}).get("accuracy"),
@@ -656,6 +739,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="a trained run (e.g. hand-built TinySpeech-M) to mark in the plot")
     parser.add_argument("--seed", type=int, default=0,
                         help="sampler seed (mixed with each trial number) and training seed")
+    parser.add_argument("--start-from", action="append", default=[], metavar="NAME|SPEC",
+                        help="queue a known architecture as a trial before sampling, e.g. "
+                             "tinyspeech_m or a spec file (repeatable; once per study)")
     parser.add_argument("--max-steps-per-epoch", type=int, default=None,
                         help="cap steps per epoch (smoke tests)")
     parser.add_argument("--max-infeasible", type=int, default=100, metavar="K",
@@ -673,6 +759,9 @@ def run(args: argparse.Namespace) -> int:
     for flag in ("max_params", "max_macs", "max_bytes", "max_arena"):
         if getattr(args, flag) is not None and getattr(args, flag) < 1:
             raise UserError(f"--{flag.replace('_', '-')} must be positive")
+    constraints = _constraints(args)
+    for start in args.start_from:  # a bad --start-from fails before any data or study
+        start_params(start, constraints)
     report = explore(args)
     print(f"{args.out}: {report['trials']['trained']} trained, {report['trials']['pruned']} "
           f"pruned; Pareto front (accuracy, bytes, arena):")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import gc
 import json
 import os
 import time
@@ -48,6 +49,9 @@ class TrainConfig:
     # Magnitude pruning to this fraction of zero weights during float training, masks kept
     # through QAT (tinyspeech_tf.pruning); 0 = no pruning.
     prune: float = 0.0
+    # Hold the filters TFLM LUT compression would shrink on 2**cluster_bits learned values
+    # during QAT (tinyspeech_tf.clustering), so `tinyspeech compress` is lossless; 0 = off.
+    cluster_bits: int = 0
     seed: int = 0
     calibration_examples: int = 256
     model_kwargs: dict = field(default_factory=dict)
@@ -320,6 +324,10 @@ def train(config: TrainConfig, resume: bool = False, verbose: int = 1,
             net.fit(epoch_data(epoch), epochs=epoch + 1, initial_epoch=epoch,
                     validation_data=(val_x, val_y), verbose=verbose,
                     callbacks=[*extra, callback, tensorboard])
+            # Each epoch's dataset holds copies of the training clips and noise as tensors,
+            # kept alive by reference cycles until the cyclic collector runs, which large
+            # tensors do not trigger: without this a 150-epoch run grew by gigabytes.
+            gc.collect()
             if stop_after is not None and epoch + 1 >= stop_after:
                 raise Interrupted(f"stopped after epoch {epoch + 1}")
 
@@ -349,13 +357,21 @@ def train(config: TrainConfig, resume: bool = False, verbose: int = 1,
     qat_val = None
     if config.qat_epochs:
         qat_model, qat_ckpt = _qat_model(model, config, steps, per_channel)
+        qat_callbacks: tuple = (pruning.KeepMasks(masks),) if masks is not None else ()
+        clustered_layers = []
+        if config.cluster_bits:
+            from tinyspeech_tf import clustering
+
+            clustered_layers = clustering.chosen_layers(model, config.cluster_bits, per_channel)
+            qat_callbacks += (clustering.KeepClusters(clustered_layers, config.cluster_bits,
+                                                      per_channel),)
         qat.init_ranges(qat_model, model, calib)
         if initial_epoch > config.epochs:
             qat_ckpt.read(os.fspath(ckpt_dir / "qat_last")).assert_consumed()
         fit(qat_model, max(initial_epoch, config.epochs), config.epochs + config.qat_epochs,
             EpochState(qat_best, lambda: qat_ckpt.write(os.fspath(ckpt_dir / "qat_best")),
                        lambda: qat_ckpt.write(os.fspath(ckpt_dir / "qat_last"))),
-            extra=(pruning.KeepMasks(masks),) if masks is not None else ())
+            extra=qat_callbacks)
         qat_ckpt.read(os.fspath(ckpt_dir / "qat_best")).assert_consumed()
         qat_val = qat_model.evaluate(val_x, val_y, verbose=0, return_dict=True)
         tflite_bytes = quantize.convert_int8(qat_model, calib, per_channel=per_channel)
@@ -399,6 +415,8 @@ def train(config: TrainConfig, resume: bool = False, verbose: int = 1,
     }
     if config.spec is not None:
         metrics["spec"] = config.spec
+    if config.cluster_bits and config.qat_epochs:
+        metrics["clustering"] = {"bits": config.cluster_bits, "layers": clustered_layers}
     if config.prune:
         from tinyspeech_tf import compress
 
@@ -502,6 +520,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="magnitude-prune convs and dense layers to this fraction of zero "
                              "weights during float training (tensorflow-model-optimization), "
                              "masks kept through QAT; e.g. 0.5 (default 0: off)")
+    parser.add_argument("--cluster-bits", type=int, default=defaults.cluster_bits,
+                        metavar="BITS",
+                        help="during QAT, hold the filters that TFLM LUT compression would "
+                             "shrink on 2**BITS learned values, so `tinyspeech compress --bits "
+                             "BITS` loses nothing (default 0: off)")
     parser.add_argument("--model-arg", action="append", default=[], metavar="KEY=VALUE",
                         help="a builder argument of the zoo model, e.g. f_mode=residual "
                              "(VALUE read as JSON when it parses, else as text; repeatable)")
@@ -544,9 +567,13 @@ def run(args: argparse.Namespace) -> int:
                          lr_schedule=args.lr_schedule, extra_train=list(args.extra_train),
                          qat_epochs=args.qat_epochs, qat_learning_rate=args.qat_lr,
                          model_kwargs=parse_model_args(args.model_arg), prune=args.prune,
+                         cluster_bits=args.cluster_bits,
                          max_steps_per_epoch=args.max_steps_per_epoch)
     if config.epochs < 1 or config.batch_size < 1 or config.qat_epochs < 0:
         raise UserError("--epochs and --batch-size must be at least 1, --qat-epochs at least 0")
+    if not 0 <= config.cluster_bits <= 7 or (config.cluster_bits and not config.qat_epochs):
+        raise UserError(f"--cluster-bits {config.cluster_bits}: use 1..7 with --qat-epochs "
+                        "of at least 1 (clusters are held during QAT), or 0 for none")
     if not 0.0 <= config.prune < 1.0:
         raise UserError(f"--prune {config.prune}: a sparsity is a fraction in [0, 1), e.g. 0.5")
     metrics = train(config, resume=args.resume)

@@ -132,33 +132,44 @@ def tinyspeech(input_shape: Sequence[int] = (49, 10, 1), num_classes: int = 12, 
     return keras.Model(inputs, outputs, name=name)
 
 
+# The paper's four networks as arguments of :func:`tinyspeech` (what their builders pass).
+PRESETS: dict[str, dict] = {
+    "tinyspeech_x": dict(stem_channels=15, stem_strides=(1, 1),
+                         embed_widths=(6, 6, 6, 19, 26, 18), head_channels=44,
+                         use_batch_norm=True),
+    "tinyspeech_y": dict(stem_channels=10, stem_strides=(1, 1),
+                         embed_widths=(6, 6, 6, 18, 26, 18), head_channels=28,
+                         use_batch_norm=True),
+    "tinyspeech_z": dict(stem_channels=7, stem_strides=(1, 1), embed_widths=(3, 3, 2, 11, 14, 10),
+                         head_channels=17, use_batch_norm=True),
+    "tinyspeech_m": dict(stem_channels=12, stem_strides=(2, 2), embed_widths=(8, 12, 10),
+                         head_channels=28, use_batch_norm=False),
+}
+
+
+def _preset(name: str, input_shape, num_classes: int, kwargs: dict) -> keras.Model:
+    return tinyspeech(input_shape, num_classes, **{**PRESETS[name], "name": name, **kwargs})
+
+
 def tinyspeech_x(input_shape: Sequence[int] = (49, 10, 1), num_classes: int = 12,
                  **kwargs) -> keras.Model:
     """TinySpeech-X: the largest and most accurate (paper: 94.6%, 10.8K params, 10.9M MACs)."""
-    spec = dict(stem_channels=15, stem_strides=(1, 1), embed_widths=(6, 6, 6, 19, 26, 18),
-                head_channels=44, use_batch_norm=True, name="tinyspeech_x")
-    return tinyspeech(input_shape, num_classes, **{**spec, **kwargs})
+    return _preset("tinyspeech_x", input_shape, num_classes, kwargs)
 
 
 def tinyspeech_y(input_shape: Sequence[int] = (49, 10, 1), num_classes: int = 12,
                  **kwargs) -> keras.Model:
     """TinySpeech-Y (paper: 93.6%, 6.1K params, 6.5M MACs)."""
-    spec = dict(stem_channels=10, stem_strides=(1, 1), embed_widths=(6, 6, 6, 18, 26, 18),
-                head_channels=28, use_batch_norm=True, name="tinyspeech_y")
-    return tinyspeech(input_shape, num_classes, **{**spec, **kwargs})
+    return _preset("tinyspeech_y", input_shape, num_classes, kwargs)
 
 
 def tinyspeech_z(input_shape: Sequence[int] = (49, 10, 1), num_classes: int = 12,
                  **kwargs) -> keras.Model:
     """TinySpeech-Z: the smallest (paper: 92.4%, 2.7K params, 2.6M MACs)."""
-    spec = dict(stem_channels=7, stem_strides=(1, 1), embed_widths=(3, 3, 2, 11, 14, 10),
-                head_channels=17, use_batch_norm=True, name="tinyspeech_z")
-    return tinyspeech(input_shape, num_classes, **{**spec, **kwargs})
+    return _preset("tinyspeech_z", input_shape, num_classes, kwargs)
 
 
 def tinyspeech_m(input_shape: Sequence[int] = (49, 10, 1), num_classes: int = 12,
                  **kwargs) -> keras.Model:
     """TinySpeech-M: TFLM builtin ops only, no batch norm (paper: 91.9%, 4.7K, 4.4M MACs)."""
-    spec = dict(stem_channels=12, stem_strides=(2, 2), embed_widths=(8, 12, 10),
-                head_channels=28, use_batch_norm=False, name="tinyspeech_m")
-    return tinyspeech(input_shape, num_classes, **{**spec, **kwargs})
+    return _preset("tinyspeech_m", input_shape, num_classes, kwargs)
