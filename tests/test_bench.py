@@ -286,9 +286,11 @@ def test_variant_options_name_spec_options_pruning_and_compression():
     text = bench.variant_options({
         "spec": {"name": "explore_trial_15", "builder": "tinyspeech",
                  "kwargs": {"head_channels": 16, "embed_widths": [20]}},
-        "prune": 0.5, "compression": {"bits": 4, "filters": 2, "report": "r.json"}})
+        "prune": 0.5, "cluster_bits": 4,
+        "compression": {"bits": 4, "filters": 2, "report": "r.json"}})
     assert text.startswith("architecture spec explore_trial_15 (builder tinyspeech")
     assert "embed_widths=[20]" in text and "head_channels=16" in text
     assert "magnitude pruning to 50% sparsity" in text
+    assert "held on 16 learned values during QAT (--cluster-bits 4)" in text
     assert "2 filter(s) clustered to 16 values" in text
     assert bench.variant_options({"model_kwargs": {}}) == "zoo defaults"

@@ -498,7 +498,8 @@ def measure_variant(run: Path, val: ValSet) -> tuple[dict, bytes]:
     config = _read_json(run / "config.json")
     entry, tflite = measure_zoo_run(config.get("model", "tinyspeech_m"), run, val)
     entry.update(name=run.name, kind="variant", base_model=config.get("model"),
-                 prune=config.get("prune") or 0.0, spec=config.get("spec"))
+                 prune=config.get("prune") or 0.0, spec=config.get("spec"),
+                 cluster_bits=config.get("cluster_bits") or 0)
     return entry, tflite
 
 
@@ -527,7 +528,7 @@ def measure_compressed(base: dict, run: Path, report_path: Path,
         "name": f"{base['name']}+lut{report['bits']}", "kind": "variant",
         "status": "measured", "source": _rel(path), "base": base["name"],
         "model_kwargs": base.get("model_kwargs") or {}, "prune": base.get("prune") or 0.0,
-        "spec": base.get("spec"),
+        "spec": base.get("spec"), "cluster_bits": base.get("cluster_bits") or 0,
         "compression": {"bits": report["bits"],
                         "filters": len(report["compressed_tensors"]),
                         "report": _rel(report_path)},
@@ -881,6 +882,9 @@ def variant_options(e: dict) -> str:
                         "e.g. found by `tinyspeech explore`)")
     if e.get("prune"):
         parts.append(f"magnitude pruning to {e['prune']:.0%} sparsity")
+    if e.get("cluster_bits"):
+        parts.append(f"big filters held on {2 ** e['cluster_bits']} learned values during QAT "
+                     f"(--cluster-bits {e['cluster_bits']})")
     if e.get("compression"):
         c = e["compression"]
         parts.append(f"{c['filters']} filter(s) clustered to {2 ** c['bits']} values and "
