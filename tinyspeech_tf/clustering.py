@@ -77,17 +77,16 @@ class KeepClusters(keras.callbacks.Callback):
         self._state: list | None = None  # (variable, centroids per row)
 
     def _resolve(self) -> list:
+        from tinyspeech_tf import qat
+
         state = []
         for layer in self.model.layers:
             inner = getattr(layer, "layer", layer)  # tfmot QuantizeWrapper holds the layer
             if inner.name not in self.layer_names:
                 continue
-            # QAT replaces the kernel attribute by its fake-quantized tensor: find the variable.
-            found = [w for w in layer.weights if w.name.split(":")[0] == f"{inner.name}/kernel"]
-            if len(found) != 1:
-                raise RuntimeError(f"{inner.name}: no single kernel variable to cluster")
-            rows = _rows(found[0].numpy(), self.per_channel)
-            state.append((found[0], [_kmeans(r, self.k) for r in rows]))
+            variable = qat.kernel_variable(layer, inner)
+            rows = _rows(variable.numpy(), self.per_channel)
+            state.append((variable, [_kmeans(r, self.k) for r in rows]))
         if len(state) != len(self.layer_names):
             raise RuntimeError(f"{len(self.layer_names)} layers to cluster but {len(state)} "
                                "found in the QAT model")

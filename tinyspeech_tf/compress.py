@@ -130,13 +130,12 @@ def _snap(values: np.ndarray, levels: np.ndarray) -> np.ndarray:
 
 def distinct_values(tflite_bytes: bytes, tensor: int) -> int:
     """Largest number of distinct values in any quantization channel of ``tensor``."""
-    return _distinct(tflite_bytes, tensor, _quantized_dimension(tflite_bytes)[tensor])
-
-
-def _distinct(tflite_bytes: bytes, tensor: int, axis: int) -> int:
     t = next(t for t in weight_tensors(tflite_bytes) if t["tensor"] == tensor)
-    values = _buffer_array(bytearray(tflite_bytes), t)
-    rows = _channels_view(values, t["channels"], axis)
+    return _distinct(bytearray(tflite_bytes), t, _quantized_dimension(tflite_bytes)[tensor])
+
+
+def _distinct(blob: bytearray, t: dict, axis: int) -> int:
+    rows = _channels_view(_buffer_array(blob, t), t["channels"], axis)
     return max(len(np.unique(r)) for r in rows)
 
 
@@ -214,13 +213,14 @@ def lut_compress(tflite_bytes: bytes, bits: int,
     from tflite_micro.tensorflow.lite.micro.compression import spec as lut_spec
 
     axes = _quantized_dimension(tflite_bytes)
+    blob = bytearray(tflite_bytes)
     builder = compression.SpecBuilder()
     chosen = []
     for t in weight_tensors(tflite_bytes):
         if t["type"] != "INT8":
             continue
         axis = axes[t["tensor"]]
-        if _distinct(tflite_bytes, t["tensor"], axis) > 2 ** bits:
+        if _distinct(blob, t, axis) > 2 ** bits:
             continue
         saving = _lut_saving(t, bits)
         if saving < min_saving or saving <= 0:

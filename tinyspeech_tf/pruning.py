@@ -94,17 +94,13 @@ class KeepMasks(keras.callbacks.Callback):
         self._pairs: list | None = None
 
     def _resolve(self):
+        from tinyspeech_tf import qat
+
         pairs = []
         for layer in self.model.layers:
             inner = getattr(layer, "layer", layer)  # tfmot QuantizeWrapper holds the layer
             if inner.name in self.layer_masks and isinstance(inner, PRUNABLE):
-                # QAT swaps the layer's kernel attribute for its fake-quantized tensor; the
-                # trained variable is the one in the wrapper's weights.
-                variables = [w for w in layer.weights if w.name.split(":")[0] in
-                             (f"{inner.name}/kernel", f"{inner.name}/depthwise_kernel")]
-                if len(variables) != 1:
-                    raise RuntimeError(f"{inner.name}: no single kernel variable to mask")
-                pairs.append((variables[0], self.layer_masks[inner.name]))
+                pairs.append((qat.kernel_variable(layer, inner), self.layer_masks[inner.name]))
         if len(pairs) != len(self.layer_masks):
             raise RuntimeError(f"pruning masks for {len(self.layer_masks)} layers but "
                                f"{len(pairs)} found in the QAT model")

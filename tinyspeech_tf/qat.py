@@ -266,6 +266,19 @@ def _model_nodes(model: keras.Model) -> set:
     return {node for nodes in model._nodes_by_depth.values() for node in nodes}
 
 
+def kernel_variable(wrapper, layer):
+    """The trained kernel variable of ``layer`` inside a QAT model's ``wrapper``.
+
+    QAT replaces the layer's ``kernel`` attribute by its fake-quantized tensor, so callbacks
+    that edit weights during QAT (pruning masks, clusters) must find the variable by name.
+    """
+    names = (f"{layer.name}/kernel", f"{layer.name}/depthwise_kernel")
+    found = [w for w in wrapper.weights if w.name.split(":")[0] in names]
+    if len(found) != 1:
+        raise RuntimeError(f"{layer.name}: no single kernel variable in the QAT model")
+    return found[0]
+
+
 def load_qat_model(path) -> keras.Model:
     """Load a QAT model saved with ``model.save`` (``.keras``)."""
     with _tfmot().quantization.keras.quantize_scope(custom_objects()):
