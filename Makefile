@@ -91,8 +91,9 @@ bench: $(STAMP)
 # not count) of EXPLORE_EPOCHS float + EXPLORE_QAT_EPOCHS QAT epochs each ->
 # EXPLORE_OUT/pareto.{json,png} and specs/trial_<n>.json (train one for real with `tinyspeech
 # train --spec`). Resumable: re-run to continue; more workers (here or on other machines, with
-# a shared EXPLORE_STORAGE URL) just run the same command. Arena limits are measured on this 64-bit host, where the hand-built
-# TinySpeech-M needs about 13.7 KB, hence 16 KB rather than a board's 8 KB by default.
+# a shared EXPLORE_STORAGE URL) just run the same command. Arena limits are measured on this
+# 64-bit host, where the hand-built TinySpeech-M needs more than a board's 8 KB (its figure is
+# in bench/results.md), hence 16 KB by default.
 EXPLORE_OUT ?= runs/explore
 EXPLORE_TRIALS ?= 40
 EXPLORE_EPOCHS ?= 20

@@ -245,11 +245,29 @@ def test_start_from_is_queued_once_per_study(tmp_path):
     assert len(study.get_trials()) == 1
 
 
+def test_f_mode_is_residual_without_batch_norm():
+    """The multiply form is only searched where batch norm can hold the signal up."""
+    import optuna
+
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    no_bn = explore.Constraints(batch_norm=False)
+    modes = {explore.sample_spec(study.ask(), no_bn)["kwargs"]["f_mode"] for _ in range(30)}
+    assert modes == {"residual"}
+    both = [explore.sample_spec(study.ask(), explore.Constraints())["kwargs"]
+            for _ in range(60)]
+    assert {k["f_mode"] for k in both if k["use_batch_norm"]} == {"residual", "multiply"}
+    assert {k["f_mode"] for k in both if not k["use_batch_norm"]} == {"residual"}
+
+
 @pytest.mark.parametrize("start,fragment", [
     ("tinyspeech_x", "tinyspeech_x: 6 condensers is outside the search space"),
+    ("multiply.json", "f_mode multiply without batch norm"),
     ("ds_cnn", "not a TinySpeech network"),
     ("no_such.json", "no such spec file"),
 ])
 def test_bad_start_from_is_one_line(start, fragment, tmp_path, capsys):
+    (tmp_path / "multiply.json").write_text(json.dumps(
+        {"builder": "tinyspeech_m", "kwargs": {"f_mode": "multiply"}}))
+    start = str(tmp_path / start) if start.endswith(".json") else start
     fails_one_line(["explore", "--data", str(tmp_path), "--start-from", start,
                     "--no-batchnorm", "--out", str(tmp_path / "out")], capsys, fragment)
