@@ -2,9 +2,9 @@
 
 An optuna study samples TinySpeech architectures (number of attention condensers, stem width
 and stride, embedding width per condenser, embedding type and depth multiplier, condensation
-pool, head width, and batch norm and the selective-attention mode when allowed), trains each with a
-short budget and maximizes its int8 validation accuracy *in the TFLM interpreter*. Decisions
-and why:
+pool, head width, and batch norm and the selective-attention mode when allowed), trains each
+with a short budget and maximizes its int8 validation accuracy *in the TFLM interpreter*.
+Decisions and why:
 
 - Constraints are checked before any training, cheapest first: parameters and MACs from the
   Keras model (``tinyspeech_tf.profile``), then one int8 conversion with random calibration
@@ -70,7 +70,7 @@ EMBED_WIDTHS = (4, 24, 2)
 DEPTH_MULTIPLIERS = (1, 2)
 EMBEDDINGS = ("depthwise", "conv")
 POOL_SIZES = (2, 4)
-F_MODES = ("residual", "multiply")  # multiply only with batch norm: see sample_spec
+F_MODES = ("residual", "multiply")  # multiply only with batch norm: see searched_f_modes
 HEAD_CHANNELS = (8, 48, 4)
 
 INPUT_SHAPE = (49, 10, 1)
@@ -114,6 +114,18 @@ class Constraints:
         return None
 
 
+def searched_f_modes(use_batch_norm: bool) -> tuple[str, ...]:
+    """The selective-attention modes searched for a model with or without batch norm.
+
+    Without batch norm the multiply form V*A*S starts by shrinking the signal (A near 0.5 per
+    condenser) and a short trial budget does not recover: after 60 + 5 epochs on the real set
+    TinySpeech-M scored 47.0% with multiply against 77.2% with residual, and a searched
+    2-condenser design 59.1% against 76.0% (at 150 + 30 epochs M's gap closes to 4 points,
+    reports/f_mode_ablation.md). Searching it there would rank designs by their F mode.
+    """
+    return F_MODES if use_batch_norm else ("residual",)
+
+
 def sample_spec(trial, constraints: Constraints) -> dict:
     """Sample one TinySpeech architecture spec (define-by-run: widths exist per condenser)."""
     count = trial.suggest_int("condensers", *CONDENSERS)
@@ -136,13 +148,9 @@ def sample_spec(trial, constraints: Constraints) -> dict:
         "use_batch_norm": (trial.suggest_categorical("use_batch_norm", (False, True))
                            if constraints.batch_norm else False),
     }
-    # Without batch norm the multiply form V*A*S starts by shrinking the signal (A near 0.5 per
-    # condenser) and a short trial budget does not recover: after 60 + 5 epochs on the real
-    # set TinySpeech-M scored 47.0% with multiply against 77.2% with residual, and a searched
-    # 2-condenser design 59.1% against 76.0% (at 150 + 30 epochs M's gap closes to 4 points,
-    # reports/f_mode_ablation.md). Searching it there would rank designs by their F mode.
-    kwargs["f_mode"] = (trial.suggest_categorical("f_mode", F_MODES) if kwargs["use_batch_norm"]
-                        else "residual")
+    modes = searched_f_modes(kwargs["use_batch_norm"])
+    kwargs["f_mode"] = (trial.suggest_categorical("f_mode", modes) if len(modes) > 1
+                        else modes[0])
     return {"builder": "tinyspeech", "kwargs": kwargs, "name": f"explore_trial_{trial.number}",
             "per_channel": PER_CHANNEL}
 
@@ -201,10 +209,12 @@ def start_params(name_or_spec: str, constraints: Constraints) -> dict:
         raise bad(f"{len(widths)} condensers")
     if stride not in STEM_STRIDES:
         raise bad(f"stem_strides {stride}")
-    if kw["embedding"] not in EMBEDDINGS or kw["f_mode"] not in F_MODES:
-        raise bad(f"embedding {kw['embedding']} / f_mode {kw['f_mode']}")
-    if kw["f_mode"] != "residual" and not kw["use_batch_norm"]:
-        raise bad(f"f_mode {kw['f_mode']} without batch norm (only residual is searched there)")
+    if kw["embedding"] not in EMBEDDINGS:
+        raise bad(f"embedding {kw['embedding']}")
+    modes = searched_f_modes(kw["use_batch_norm"])
+    if kw["f_mode"] not in modes:
+        raise bad(f"f_mode {kw['f_mode']} {'with' if kw['use_batch_norm'] else 'without'} "
+                  f"batch norm (searched there: {', '.join(modes)})")
     if not POOL_SIZES[0] <= int(pool) <= POOL_SIZES[1]:
         raise bad(f"pool_size {pool}")
     if kw["use_batch_norm"] and not constraints.batch_norm:
@@ -222,7 +232,7 @@ def start_params(name_or_spec: str, constraints: Constraints) -> dict:
         params["depth_multiplier"] = int(kw["depth_multiplier"])
     if constraints.batch_norm:
         params["use_batch_norm"] = bool(kw["use_batch_norm"])
-    if kw["use_batch_norm"]:
+    if len(modes) > 1:
         params["f_mode"] = kw["f_mode"]
     return params
 
