@@ -17,6 +17,7 @@ from conftest import REPO_ROOT, fails_one_line
 from tiny_export import write_tone_set
 
 from tinyspeech_tf import cli, explore, quantize, tflm, zoo
+from tinyspeech_tf.errors import UserError
 
 # Limits the search space often breaks (stride 1 in time, wide conv embeddings, four
 # condensers): the feasibility check has work to do.
@@ -149,6 +150,32 @@ def test_infeasible_space_prunes_before_training(tone_set, tmp_path, capsys, mon
     assert len(_load_study(out).get_trials()) == 2
 
 
+def test_seeds_average_each_architecture_over_training_seeds(tone_set, tmp_path, capsys):
+    """--seeds 2: the queued architecture is trained with seeds 0 and 1 and scored by the mean."""
+    tiny = tmp_path / "tiny.json"
+    tiny.write_text(json.dumps({"builder": "tinyspeech", "kwargs": {
+        "stem_channels": 4, "embed_widths": [4], "head_channels": 8, "use_batch_norm": False}}))
+    out = tmp_path / "seeds"
+    assert cli.main(_argv(tone_set, out, 1, LIMITS, "--no-batchnorm", "--seeds", "2",
+                          "--start-from", str(tiny))) == 0
+    capsys.readouterr()
+    (trial,) = explore.trained_trials(_load_study(out))
+    runs = [json.loads((out / "trials" / "0" / f"seed_{s}" / "metrics.json").read_text())
+            for s in (0, 1)]
+    assert [r["seed"] for r in (json.loads((out / "trials" / "0" / f"seed_{s}" /
+                                             "config.json").read_text()) for s in (0, 1))] \
+        == [0, 1]
+    accuracies = [r["int8_tflm"]["accuracy"] for r in runs]
+    assert trial.user_attrs["seed_accuracies"] == accuracies
+    assert trial.value == pytest.approx(sum(accuracies) / 2)
+    assert trial.user_attrs["tflite_bytes"] == max(r["tflite_bytes"] for r in runs)
+    assert _load_study(out).user_attrs["settings"]["budget"]["seeds"] == 2
+    report = json.loads((out / "pareto.json").read_text())
+    assert report["evaluated"][0]["seed_accuracies"] == accuracies
+    fails_one_line(_argv(tone_set, out, 1, LIMITS, "--seeds", "0"), capsys,
+                   "--seeds at least 1")
+
+
 def test_pareto_front_dominance():
     rows = [{"trial": 0, "accuracy": 0.8, "tflite_bytes": 10, "arena_bytes": 10},
             {"trial": 1, "accuracy": 0.7, "tflite_bytes": 12, "arena_bytes": 10},  # dominated
@@ -257,6 +284,75 @@ def test_f_mode_is_residual_without_batch_norm():
             for _ in range(60)]
     assert {k["f_mode"] for k in both if k["use_batch_norm"]} == {"residual", "multiply"}
     assert {k["f_mode"] for k in both if not k["use_batch_norm"]} == {"residual"}
+
+
+def test_head_kernel_and_stride_are_searched():
+    import optuna
+
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    specs = [explore.sample_spec(study.ask(), explore.Constraints(batch_norm=False))
+             for _ in range(30)]
+    assert {tuple(s["kwargs"]["head_kernel"]) for s in specs} == {(3, 3), (1, 1)}
+    assert {tuple(s["kwargs"]["head_strides"]) for s in specs} == {(1, 1), (2, 2)}
+    spec = next(s for s in specs if s["kwargs"]["head_strides"] == [2, 2])
+    head = zoo.from_spec(spec).get_layer("head")
+    assert head.strides == (2, 2)
+
+
+def _old_space_study(storage: str, settings: dict, folder: Path):
+    """A study recorded before the head options were searched: M, one pruned, one failed."""
+    import optuna
+
+    constraints = explore.Constraints(batch_norm=False)
+    study = optuna.create_study(study_name="old", storage=storage, direction="maximize")
+    study.set_user_attr("settings", settings)
+    for number, (kwargs, state, value) in enumerate([
+            (M_KWARGS, "COMPLETE", 0.77), ({**M_KWARGS, "stem_channels": 16}, "PRUNED", None)]):
+        path = folder / f"old_{number}.json"
+        path.write_text(json.dumps({"builder": "tinyspeech", "kwargs": kwargs}))
+        fixed = optuna.trial.FixedTrial(explore.start_params(str(path), constraints),
+                                        number=number)
+        spec = explore.sample_spec(fixed, constraints)
+        params, dists = dict(fixed.params), dict(fixed.distributions)
+        for key in ("head_kernel", "head_strides"):  # the old space did not have them
+            del spec["kwargs"][key], params[key], dists[key]
+        study.add_trial(optuna.trial.create_trial(
+            state=optuna.trial.TrialState[state], value=value, params=params,
+            distributions=dists, user_attrs={"spec": spec, "tflite_bytes": 14048}))
+    study.add_trial(optuna.trial.create_trial(state=optuna.trial.TrialState.FAIL,
+                                              user_attrs={"error": "killed"}))
+    return study
+
+
+def test_warm_start_copies_an_older_space_with_numbers_kept(tmp_path):
+    import optuna
+
+    storage = f"sqlite:///{tmp_path}/s.db"
+    settings = {"budget": {"epochs": 60}}
+    old = _old_space_study(storage, settings, tmp_path)
+    new = explore.open_study(storage, "new", 0, settings)
+    constraints = explore.Constraints(batch_norm=False)
+    assert explore.warm_start(new, old, constraints) == 3
+    copied = new.get_trials()
+    assert [(t.number, t.state.name, t.value) for t in copied] == \
+        [(0, "COMPLETE", 0.77), (1, "PRUNED", None), (2, "FAIL", None)]
+    assert copied[0].params == explore.start_params("tinyspeech_m", constraints)
+    assert copied[0].params["head_kernel"] == "3x3" and copied[1].params["stem_channels"] == 16
+    assert copied[0].user_attrs["tflite_bytes"] == 14048
+    assert explore.warm_start(new, old, constraints) == 0  # a second worker copies nothing
+    other = explore.open_study(storage, "other", 0, {"budget": {"epochs": 20}})
+    with pytest.raises(UserError, match="other constraints or budget"):
+        explore.warm_start(other, old, constraints)
+    used = optuna.load_study(study_name="other", storage=storage)
+    used.add_trial(optuna.trial.create_trial(state=optuna.trial.TrialState.FAIL))
+    used.set_user_attr("settings", settings)
+    with pytest.raises(UserError, match="already has trials"):
+        explore.warm_start(used, old, constraints)
+
+
+def test_warm_start_from_a_missing_study_is_one_line(tone_set, tmp_path, capsys):
+    fails_one_line(_argv(tone_set, tmp_path / "out", 1, LIMITS, "--study", "b",
+                         "--warm-start", "nosuch"), capsys, "no study 'nosuch' in the storage")
 
 
 @pytest.mark.parametrize("start,fragment", [

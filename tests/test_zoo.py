@@ -147,3 +147,14 @@ def test_default_attention_mode_is_the_measured_winner():
     assert report["chosen"] == default
     assert report["modes"][default]["int8_tflm"] == max(
         row["int8_tflm"] for row in report["modes"].values())
+
+
+def test_head_kernel_and_stride_shape_the_last_conv():
+    """A 1x1 head keeps the map and cuts its weights ninefold; a 2x2 stride halves the map."""
+    base = zoo.get("tinyspeech_m")
+    small = zoo.get("tinyspeech_m", head_kernel=(1, 1), head_strides=(2, 2))
+    head, small_head = base.get_layer("head"), small.get_layer("head")
+    assert head.output.shape[1:] == (25, 5, 28)
+    assert small_head.output.shape[1:] == (13, 3, 28)
+    assert small_head.kernel.shape == (1, 1, 12, 28)
+    assert base.count_params() - small.count_params() == 8 * 12 * 28

@@ -41,7 +41,8 @@ def tinyspeech(input_shape: Sequence[int] = (49, 10, 1), num_classes: int = 12, 
                stem_channels: int = 12, stem_kernel: Sequence[int] = (3, 3),
                stem_strides: Sequence[int] = (2, 2),
                embed_widths: Sequence[int] = (8, 12, 10), depth_multiplier: int = 1,
-               head_channels: int = 28, embedding: str = "depthwise",
+               head_channels: int = 28, head_kernel: Sequence[int] = (3, 3),
+               head_strides: Sequence[int] = (1, 1), embedding: str = "depthwise",
                pool_size: int = 2, f_mode: str = "residual", scale_init: float = 1.0,
                use_batch_norm: bool = False, share: str = "none", low_rank: int = 0,
                low_rank_share: bool = False,
@@ -58,6 +59,9 @@ def tinyspeech(input_shape: Sequence[int] = (49, 10, 1), num_classes: int = 12, 
             embedding (c1 is ``C * depth_multiplier`` for the depthwise embedding, or equal to
             the width for the conv embedding).
         head_channels: channels of the last conv, before global average pooling.
+        head_kernel, head_strides: the last conv's kernel and stride. Its output is the
+            largest activation of TinySpeech-M (25x5x28) and its weights a third of M's, so a
+            1x1 kernel frees flash and a 2x2 stride frees arena for wider condensers.
         embedding: ``"depthwise"`` or ``"conv"`` (see :class:`AttentionCondenser`).
         f_mode: selective attention ``"residual"`` (V + V*A*S, the default, chosen by the
             measured ablation in ``reports/f_mode_ablation.md``) or ``"multiply"`` (V*A*S).
@@ -123,7 +127,8 @@ def tinyspeech(input_shape: Sequence[int] = (49, 10, 1), num_classes: int = 12, 
             steps = WEIGHTED if share == "block" else EMBEDDING_STEPS
             layers.update({step: owner[step] for step in steps})
         x = apply_condenser(layers, x)
-    x = conv_block(x, head_channels, (3, 3), (1, 1), "head", rank=rank_of("head"))
+    x = conv_block(x, head_channels, tuple(head_kernel), tuple(head_strides), "head",
+                   rank=rank_of("head"))
     x = keras.layers.GlobalAveragePooling2D(name="gap")(x)
     if dropout:
         x = keras.layers.Dropout(dropout, name="dropout")(x)
