@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
 .PHONY: install test lint train train-real ablation zoo firmware-check bench-frontend \
-    export-tflite stream-report bench explore variants clean
+    export-tflite stream-report bench explore seeds variants clean
 
 MODEL ?= tinyspeech_m
 # The run export-tflite reads (the one `make train` makes); output goes to build/<its name>/.
@@ -111,6 +111,16 @@ explore: $(STAMP)
 		$(EXPLORE_LIMITS) $(if $(EXPLORE_STORAGE),--storage $(EXPLORE_STORAGE)) \
 		$(if $(wildcard $(EXPLORE_REFERENCE)/metrics.json),--reference $(EXPLORE_REFERENCE)) \
 		$(foreach s,$(EXPLORE_START),--start-from $(s)) $(EXPLORE_ARGS)
+
+# Architectures compared over SEEDS training seeds by the real-data recipe (one run's accuracy
+# moves by points with the seed): runs/seeds/<name>_seed<s> (finished runs are kept) ->
+# reports/seeds.{json,md}. E.g. SEEDS_MODELS="tinyspeech_m runs/explore/specs/trial_12.json".
+SEEDS ?= 3
+SEEDS_MODELS ?= tinyspeech_m
+SEEDS_ARGS ?=
+
+seeds: $(STAMP)
+	$(VENV)/bin/tinyspeech seeds $(SEEDS_MODELS) --data $(REAL) --seeds $(SEEDS) $(SEEDS_ARGS)
 
 # Flash-saving variants of TinySpeech-M (weight sharing, low rank, magnitude pruning), each
 # trained by the real-data recipe into VARIANTS_DIR/<name> (finished ones are kept), then the

@@ -28,33 +28,13 @@ def _config(args: argparse.Namespace, mode: str):
                        seed=args.seed, model_kwargs={"f_mode": mode})
 
 
-def _finished(config) -> dict | None:
-    """The metrics of a finished run with exactly this config, else None."""
-    out = Path(config.out)
-    try:
-        saved = json.loads((out / "config.json").read_text())
-        metrics = json.loads((out / "metrics.json").read_text())
-    except (OSError, ValueError):
-        return None
-    # Compared as configs, not dicts: a run saved before a TrainConfig field existed still
-    # matches when the new field has its default.
-    try:
-        same = type(config).from_dict(saved) == config
-    except (UserError, TypeError):
-        same = False
-    return metrics if same else None
-
-
 def run_ablation(args: argparse.Namespace) -> dict:
-    from tinyspeech_tf.train import train
+    from tinyspeech_tf.train import train_or_reuse
 
     rows = {}
     for mode in MODES:
         config = _config(args, mode)
-        metrics = _finished(config)
-        if metrics is None:
-            resume = (Path(config.out) / "checkpoints" / "state.json").exists()
-            metrics = train(config, resume=resume)
+        metrics = train_or_reuse(config)
         rows[mode] = {"run": config.out, "float": metrics["float"]["accuracy"],
                       "qat": (metrics["qat"] or {}).get("accuracy"),
                       "int8_tflm": metrics["int8_tflm"]["accuracy"],

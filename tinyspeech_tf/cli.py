@@ -24,6 +24,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "evaluate": ("tinyspeech_tf.evaluate", "int8 accuracy of a .tflite model in TFLM on a dataset"),
     "ablate-fmode": ("tinyspeech_tf.ablation",
                      "train both selective-attention modes and report which wins"),
+    "seeds": ("tinyspeech_tf.seeds",
+              "train architectures by one recipe over several seeds; compare their means"),
     "dataset": ("tinyspeech_tf.dataset_cli", "make the offline synthetic set; inspect datasets"),
     "export-tflite": ("tinyspeech_tf.export.command",
                       "a trained run -> model_data.cc, model_settings.h, op_resolver.h, golden.h"),

@@ -439,6 +439,35 @@ def train(config: TrainConfig, resume: bool = False, verbose: int = 1,
     return metrics
 
 
+def finished_metrics(config: TrainConfig) -> dict | None:
+    """The metrics of a finished run in ``config.out`` with exactly this config, else None."""
+    out = Path(config.out)
+    try:
+        saved = json.loads((out / "config.json").read_text())
+        metrics = json.loads((out / "metrics.json").read_text())
+    except (OSError, ValueError):
+        return None
+    # Compared as configs, not dicts: a run saved before a TrainConfig field existed still
+    # matches when the new field has its default.
+    try:
+        same = type(config).from_dict(saved) == config
+    except (UserError, TypeError):
+        same = False
+    return metrics if same else None
+
+
+def train_or_reuse(config: TrainConfig) -> dict:
+    """A finished run's metrics, else train (resuming an interrupted run in the same folder).
+
+    What commands that need many runs (ablations, seed comparisons) call, so they can be
+    re-run after an interruption and count runs trained beforehand by ``tinyspeech train``.
+    """
+    metrics = finished_metrics(config)
+    if metrics is None:
+        metrics = train(config, resume=(Path(config.out) / "checkpoints" / "state.json").exists())
+    return metrics
+
+
 def model_card(metrics: dict) -> str:
     """The run's model card, generated from its metrics (never typed by hand)."""
     data_line = ("**synthetic** keywords spoken by espeak-ng (see `tinyspeech dataset synth`); "
