@@ -444,6 +444,7 @@ def warm_start(study, source, constraints: Constraints) -> int:
 
     def full(spec: dict) -> dict:  # every builder argument, as JSON has it
         return json.loads(json.dumps({**spec, "kwargs": {**defaults, **spec["kwargs"]}}))
+
     for old in source.get_trials(deepcopy=False):
         done = old.state in (TrialState.COMPLETE, TrialState.PRUNED) and "spec" in old.user_attrs
         if not done:

@@ -78,7 +78,7 @@ def compare(args: argparse.Namespace) -> dict:
                      "arena_bytes": max(r["arena_bytes"] for r in runs),
                      "params": runs[0]["params"]})
     recipe = dataclasses.asdict(_config(args, labels[0], None, seeds[0]))
-    for key in ("model", "out", "model_kwargs", "spec", "seed"):
+    for key in ("model", "data", "out", "model_kwargs", "spec", "seed"):
         recipe.pop(key)
     return {"data": args.data, "recipe": recipe, "seeds": seeds,
             "val_examples": rows[0]["runs"][0]["val_examples"], "architectures": rows}
