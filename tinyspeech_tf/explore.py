@@ -174,15 +174,22 @@ def sample_spec(trial, constraints: Constraints) -> dict:
             "per_channel": PER_CHANNEL}
 
 
-def _architecture(name_or_spec: str) -> tuple[dict, str]:
-    """Full ``tinyspeech()`` arguments of a zoo TinySpeech name or a spec file, and a label."""
+def _builder_defaults() -> dict:
+    """Every ``tinyspeech()`` argument with its default: what a spec's kwargs leave out."""
     import inspect
 
-    from tinyspeech_tf import zoo
-    from tinyspeech_tf.zoo.tinyspeech import PRESETS, tinyspeech
+    from tinyspeech_tf.zoo.tinyspeech import tinyspeech
 
-    defaults = {k: p.default for k, p in inspect.signature(tinyspeech).parameters.items()
-                if p.default is not inspect.Parameter.empty}
+    return {k: p.default for k, p in inspect.signature(tinyspeech).parameters.items()
+            if p.default is not inspect.Parameter.empty}
+
+
+def _architecture(name_or_spec: str) -> tuple[dict, str]:
+    """Full ``tinyspeech()`` arguments of a zoo TinySpeech name or a spec file, and a label."""
+    from tinyspeech_tf import zoo
+    from tinyspeech_tf.zoo.tinyspeech import PRESETS
+
+    defaults = _builder_defaults()
     if name_or_spec in PRESETS:
         return {**defaults, **PRESETS[name_or_spec]}, name_or_spec
     if name_or_spec in zoo.names():
@@ -423,12 +430,8 @@ def warm_start(study, source, constraints: Constraints) -> int:
     old study remain valid. Trials without a result (failed, or left running by a killed
     worker) are copied as failed. Returns the number of trials copied.
     """
-    import inspect
-
     import optuna
     from optuna.trial import TrialState
-
-    from tinyspeech_tf.zoo.tinyspeech import tinyspeech
 
     if study.user_attrs.get("warm_start") == source.study_name:
         return 0  # another worker (or an earlier run of this command) copied them
@@ -439,8 +442,7 @@ def warm_start(study, source, constraints: Constraints) -> int:
         raise UserError(f"--warm-start: study {source.study_name!r} was run with other "
                         "constraints or budget; its accuracies would not be comparable")
     study.set_user_attr("warm_start", source.study_name)
-    defaults = {k: p.default for k, p in inspect.signature(tinyspeech).parameters.items()
-                if p.default is not inspect.Parameter.empty}
+    defaults = _builder_defaults()
 
     def full(spec: dict) -> dict:  # every builder argument, as JSON has it
         return json.loads(json.dumps({**spec, "kwargs": {**defaults, **spec["kwargs"]}}))
@@ -771,8 +773,8 @@ def explore(args: argparse.Namespace) -> dict:
             raise optuna.TrialPruned(reason)
         _write_atomic(out / spec_path(trial.number), json.dumps(spec, indent=2) + "\n")
         runs = []
+        run_dir = out / "trials" / str(trial.number)
         for seed in range(args.seed, args.seed + args.seeds):
-            run_dir = out / "trials" / str(trial.number)
             config = TrainConfig(model=spec["name"], spec=spec, data=args.data,
                                  out=(run_dir if args.seeds == 1
                                       else run_dir / f"seed_{seed}").as_posix(),

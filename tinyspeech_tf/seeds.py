@@ -1,8 +1,8 @@
 """``tinyspeech seeds``: compare architectures by one recipe over several training seeds.
 
 On the 3,160-clip real set one training run's validation accuracy moves by points with the
-seed alone (TinySpeech-M by the full recipe: 81.5% with seed 0, 77.4% with seed 1), more than
-the gap between the architectures worth comparing; so "A beats B" is measured here as the
+seed alone (TinySpeech-M by the full recipe over seeds 0..2: reports/seeds.md), more than the
+gap between the architectures worth comparing; so "A beats B" is measured here as the
 mean int8 TFLM accuracy over the same seeds, with every seed's figure and the spread shown.
 
 Each architecture (a zoo name or an architecture spec file) is trained with seeds ``--seed``
