@@ -208,14 +208,18 @@ def start_params(name_or_spec: str, constraints: Constraints) -> dict:
     trials, so the sampler models the space around them from the start. Every value must lie
     on the search grid, and options outside the space must be at their defaults.
     """
-    return space_params(*_architecture(name_or_spec), constraints)
+    kw, label = _architecture(name_or_spec)
+    return space_params(kw, f"--start-from {label}", constraints)
 
 
-def space_params(kw: dict, label: str, constraints: Constraints) -> dict:
-    """:func:`start_params` of full ``tinyspeech()`` arguments ``kw`` (``label`` names them)."""
+def space_params(kw: dict, where: str, constraints: Constraints) -> dict:
+    """:func:`start_params` of full ``tinyspeech()`` arguments ``kw``.
+
+    ``where`` begins the one-line error (the flag and the architecture it names).
+    """
 
     def bad(what: str) -> UserError:
-        return UserError(f"--start-from {label}: {what} is outside the search space")
+        return UserError(f"{where}: {what} is outside the search space")
 
     def on_grid(key: str, value, grid: tuple) -> int:
         low, high, step = grid
@@ -447,7 +451,8 @@ def warm_start(study, source, constraints: Constraints) -> int:
     def full(spec: dict) -> dict:  # every builder argument, as JSON has it
         return json.loads(json.dumps({**spec, "kwargs": {**defaults, **spec["kwargs"]}}))
 
-    for old in source.get_trials(deepcopy=False):
+    old_trials = source.get_trials(deepcopy=False)
+    for old in old_trials:
         done = old.state in (TrialState.COMPLETE, TrialState.PRUNED) and "spec" in old.user_attrs
         if not done:
             study.add_trial(optuna.trial.create_trial(state=TrialState.FAIL,
@@ -455,7 +460,8 @@ def warm_start(study, source, constraints: Constraints) -> int:
             continue
         spec = old.user_attrs["spec"]
         fixed = optuna.trial.FixedTrial(space_params({**defaults, **spec["kwargs"]},
-                                                     f"trial {old.number}", constraints),
+                                                     f"--warm-start: trial {old.number} of "
+                                                     f"{source.study_name!r}", constraints),
                                         number=old.number)
         if full(sample_spec(fixed, constraints)) != full(spec):
             raise UserError(f"--warm-start: trial {old.number} of {source.study_name!r} is not "
@@ -464,7 +470,7 @@ def warm_start(study, source, constraints: Constraints) -> int:
             state=old.state, value=old.value, params=fixed.params,
             distributions=fixed.distributions, user_attrs=old.user_attrs,
             intermediate_values=old.intermediate_values))
-    return len(source.get_trials(deepcopy=False))
+    return len(old_trials)
 
 
 def open_study(storage, name: str, seed: int | None, settings: dict):
