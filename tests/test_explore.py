@@ -286,12 +286,15 @@ def test_f_mode_is_residual_without_batch_norm():
     assert {k["f_mode"] for k in both if not k["use_batch_norm"]} == {"residual"}
 
 
-def test_head_kernel_and_stride_are_searched():
+def test_stem_kernel_head_kernel_and_stride_are_searched():
     import optuna
 
     study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
     specs = [explore.sample_spec(study.ask(), explore.Constraints(batch_norm=False))
              for _ in range(30)]
+    assert {tuple(s["kwargs"]["stem_kernel"]) for s in specs} == {(3, 3), (5, 3), (10, 4)}
+    spec = next(s for s in specs if s["kwargs"]["stem_kernel"] == [10, 4])
+    assert zoo.from_spec(spec).get_layer("stem").kernel_size == (10, 4)
     assert {tuple(s["kwargs"]["head_kernel"]) for s in specs} == {(3, 3), (1, 1)}
     assert {tuple(s["kwargs"]["head_strides"]) for s in specs} == {(1, 1), (2, 2)}
     spec = next(s for s in specs if s["kwargs"]["head_strides"] == [2, 2])
@@ -300,7 +303,8 @@ def test_head_kernel_and_stride_are_searched():
 
 
 def _old_space_study(storage: str, settings: dict, folder: Path):
-    """A study recorded before the head options were searched: M, one pruned, one failed."""
+    """A study recorded before the stem kernel and head options were searched: M, one pruned,
+    one failed."""
     import optuna
 
     constraints = explore.Constraints(batch_norm=False)
@@ -314,7 +318,7 @@ def _old_space_study(storage: str, settings: dict, folder: Path):
                                         number=number)
         spec = explore.sample_spec(fixed, constraints)
         params, dists = dict(fixed.params), dict(fixed.distributions)
-        for key in ("head_kernel", "head_strides"):  # the old space did not have them
+        for key in ("stem_kernel", "head_kernel", "head_strides"):  # not in the old space
             del spec["kwargs"][key], params[key], dists[key]
         study.add_trial(optuna.trial.create_trial(
             state=optuna.trial.TrialState[state], value=value, params=params,
@@ -338,6 +342,7 @@ def test_warm_start_copies_an_older_space_with_numbers_kept(tmp_path):
         [(0, "COMPLETE", 0.77), (1, "PRUNED", None), (2, "FAIL", None)]
     assert copied[0].params == explore.start_params("tinyspeech_m", constraints)
     assert copied[0].params["head_kernel"] == "3x3" and copied[1].params["stem_channels"] == 16
+    assert copied[0].params["stem_kernel"] == "3x3"
     assert copied[0].user_attrs["tflite_bytes"] == 14048
     assert explore.warm_start(new, old, constraints) == 0  # a second worker copies nothing
     other = explore.open_study(storage, "other", 0, {"budget": {"epochs": 20}})
@@ -358,12 +363,15 @@ def test_warm_start_from_a_missing_study_is_one_line(tone_set, tmp_path, capsys)
 @pytest.mark.parametrize("start,fragment", [
     ("tinyspeech_x", "tinyspeech_x: 6 condensers is outside the search space"),
     ("multiply.json", "f_mode multiply without batch norm"),
+    ("k7x3.json", "stem_kernel 7x3 is outside the search space"),
     ("ds_cnn", "not a TinySpeech network"),
     ("no_such.json", "no such spec file"),
 ])
 def test_bad_start_from_is_one_line(start, fragment, tmp_path, capsys):
     (tmp_path / "multiply.json").write_text(json.dumps(
         {"builder": "tinyspeech_m", "kwargs": {"f_mode": "multiply"}}))
+    (tmp_path / "k7x3.json").write_text(json.dumps(
+        {"builder": "tinyspeech_m", "kwargs": {"stem_kernel": [7, 3]}}))
     start = str(tmp_path / start) if start.endswith(".json") else start
     fails_one_line(["explore", "--data", str(tmp_path), "--start-from", start,
                     "--no-batchnorm", "--out", str(tmp_path / "out")], capsys, fragment)

@@ -70,6 +70,10 @@ from tinyspeech_tf.io import write_atomic as _write_atomic
 CONDENSERS = (1, 4)
 STEM_CHANNELS = (4, 16, 2)
 STEM_STRIDES = ("1x1", "2x1", "1x2", "2x2")
+# Between the stem and the head, the main path has no conv (a condenser only gates V), so the
+# stem's kernel is most of what a feature sees of the spectrogram before the head. 10x4 is the
+# stem of the MLPerf Tiny DS-CNN (100 ms by 4 coefficients); it costs weights, not arena.
+STEM_KERNELS = ("3x3", "5x3", "10x4")
 EMBED_WIDTHS = (4, 24, 2)
 DEPTH_MULTIPLIERS = (1, 2)
 EMBEDDINGS = ("depthwise", "conv")
@@ -151,6 +155,7 @@ def sample_spec(trial, constraints: Constraints) -> dict:
     kwargs = {
         "stem_channels": trial.suggest_int("stem_channels", STEM_CHANNELS[0], STEM_CHANNELS[1],
                                            step=STEM_CHANNELS[2]),
+        "stem_kernel": _pair(trial.suggest_categorical("stem_kernel", STEM_KERNELS)),
         "stem_strides": _pair(stride),
         "embed_widths": [trial.suggest_int(f"embed_width_{i}", EMBED_WIDTHS[0],
                                            EMBED_WIDTHS[1], step=EMBED_WIDTHS[2])
@@ -227,13 +232,13 @@ def space_params(kw: dict, where: str, constraints: Constraints) -> dict:
             raise bad(f"{key} {value} (search: {low}..{high} step {step})")
         return int(value)
 
-    for key, default in (("stem_kernel", (3, 3)), ("scale_init", 1.0), ("share", "none"),
+    for key, default in (("scale_init", 1.0), ("share", "none"),
                          ("low_rank", 0), ("dropout", 0.0)):
         value = kw.get(key, default)
         if (tuple(value) if isinstance(value, (list, tuple)) else value) != default:
             raise bad(f"{key}={value}")
     widths = list(kw["embed_widths"])
-    stride = _text(kw["stem_strides"])
+    stride, stem_kernel = _text(kw["stem_strides"]), _text(kw["stem_kernel"])
     head_kernel, head_strides = _text(kw["head_kernel"]), _text(kw["head_strides"])
     pool = kw["pool_size"]
     if isinstance(pool, (list, tuple)):
@@ -244,6 +249,8 @@ def space_params(kw: dict, where: str, constraints: Constraints) -> dict:
         raise bad(f"{len(widths)} condensers")
     if stride not in STEM_STRIDES:
         raise bad(f"stem_strides {stride}")
+    if stem_kernel not in STEM_KERNELS:
+        raise bad(f"stem_kernel {stem_kernel}")
     if head_kernel not in HEAD_KERNELS:
         raise bad(f"head_kernel {head_kernel}")
     if head_strides not in HEAD_STRIDES:
@@ -259,7 +266,7 @@ def space_params(kw: dict, where: str, constraints: Constraints) -> dict:
     if kw["use_batch_norm"] and not constraints.batch_norm:
         raise bad("batch norm (--no-batchnorm)")
     params = {"condensers": len(widths), "embedding": kw["embedding"],
-              "stem_strides": stride,
+              "stem_kernel": stem_kernel, "stem_strides": stride,
               "stem_channels": on_grid("stem_channels", kw["stem_channels"], STEM_CHANNELS),
               "pool_size": int(pool),
               "head_channels": on_grid("head_channels", kw["head_channels"], HEAD_CHANNELS),
