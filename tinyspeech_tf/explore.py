@@ -72,7 +72,8 @@ STEM_CHANNELS = (4, 16, 2)
 STEM_STRIDES = ("1x1", "2x1", "1x2", "2x2")
 # Between the stem and the head, the main path has no conv (a condenser only gates V), so the
 # stem's kernel is most of what a feature sees of the spectrogram before the head. 10x4 is the
-# stem of the MLPerf Tiny DS-CNN (100 ms by 4 coefficients); it costs weights, not arena.
+# stem of the MLPerf Tiny DS-CNN (10 frames, 210 ms of audio, by 4 coefficients); it costs
+# weights, not arena.
 STEM_KERNELS = ("3x3", "5x3", "10x4")
 EMBED_WIDTHS = (4, 24, 2)
 DEPTH_MULTIPLIERS = (1, 2)
@@ -85,6 +86,9 @@ HEAD_CHANNELS = (8, 48, 4)
 # stride (2x1, 1x2) needs. The first choice of each is the hand-built one.
 HEAD_KERNELS = ("3x3", "1x1")
 HEAD_STRIDES = ("1x1", "2x2")
+# The (time, frequency) pair options, as the sampler names them and their grids.
+PAIR_OPTIONS = (("stem_strides", STEM_STRIDES), ("stem_kernel", STEM_KERNELS),
+                ("head_kernel", HEAD_KERNELS), ("head_strides", HEAD_STRIDES))
 
 INPUT_SHAPE = (49, 10, 1)
 HEARTBEAT_SECONDS = 30
@@ -238,8 +242,7 @@ def space_params(kw: dict, where: str, constraints: Constraints) -> dict:
         if (tuple(value) if isinstance(value, (list, tuple)) else value) != default:
             raise bad(f"{key}={value}")
     widths = list(kw["embed_widths"])
-    stride, stem_kernel = _text(kw["stem_strides"]), _text(kw["stem_kernel"])
-    head_kernel, head_strides = _text(kw["head_kernel"]), _text(kw["head_strides"])
+    pairs = {key: _text(kw[key]) for key, _ in PAIR_OPTIONS}
     pool = kw["pool_size"]
     if isinstance(pool, (list, tuple)):
         if len(set(pool)) != 1:
@@ -247,14 +250,9 @@ def space_params(kw: dict, where: str, constraints: Constraints) -> dict:
         pool = pool[0]
     if not CONDENSERS[0] <= len(widths) <= CONDENSERS[1]:
         raise bad(f"{len(widths)} condensers")
-    if stride not in STEM_STRIDES:
-        raise bad(f"stem_strides {stride}")
-    if stem_kernel not in STEM_KERNELS:
-        raise bad(f"stem_kernel {stem_kernel}")
-    if head_kernel not in HEAD_KERNELS:
-        raise bad(f"head_kernel {head_kernel}")
-    if head_strides not in HEAD_STRIDES:
-        raise bad(f"head_strides {head_strides}")
+    for key, grid in PAIR_OPTIONS:
+        if pairs[key] not in grid:
+            raise bad(f"{key} {pairs[key]}")
     if kw["embedding"] not in EMBEDDINGS:
         raise bad(f"embedding {kw['embedding']}")
     modes = searched_f_modes(kw["use_batch_norm"])
@@ -265,12 +263,10 @@ def space_params(kw: dict, where: str, constraints: Constraints) -> dict:
         raise bad(f"pool_size {pool}")
     if kw["use_batch_norm"] and not constraints.batch_norm:
         raise bad("batch norm (--no-batchnorm)")
-    params = {"condensers": len(widths), "embedding": kw["embedding"],
-              "stem_kernel": stem_kernel, "stem_strides": stride,
+    params = {"condensers": len(widths), "embedding": kw["embedding"], **pairs,
               "stem_channels": on_grid("stem_channels", kw["stem_channels"], STEM_CHANNELS),
               "pool_size": int(pool),
-              "head_channels": on_grid("head_channels", kw["head_channels"], HEAD_CHANNELS),
-              "head_kernel": head_kernel, "head_strides": head_strides}
+              "head_channels": on_grid("head_channels", kw["head_channels"], HEAD_CHANNELS)}
     for i, width in enumerate(widths, start=1):
         params[f"embed_width_{i}"] = on_grid(f"embed width {i}", width, EMBED_WIDTHS)
     if kw["embedding"] == "depthwise":
