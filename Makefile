@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
 .PHONY: install test lint train train-real ablation zoo firmware-check bench-frontend \
-    export-tflite stream-report bench explore seeds variants clean
+    export-tflite stream-report bench explore seeds recipe variants clean
 
 MODEL ?= tinyspeech_m
 # The run export-tflite reads (the one `make train` makes); output goes to build/<its name>/.
@@ -32,11 +32,21 @@ lint: $(STAMP)
 train: $(STAMP)
 	$(VENV)/bin/tinyspeech train --model $(MODEL) --data $(DATA) --out runs/$(MODEL)
 
-# The real-data recipe: Speech Commands train split, 150 cosine-decayed epochs, 30 QAT epochs,
-# best epoch chosen on val.
+# The real-data recipe (tinyspeech_tf/recipes.py, `real`): Speech Commands train split, 150
+# cosine-decayed epochs distilled from the MLPerf float model, 30 QAT epochs, best epoch on val.
 train-real: $(STAMP)
-	$(VENV)/bin/tinyspeech train --model $(MODEL) --data $(REAL) --epochs 150 \
-		--lr-schedule cosine --out runs/real/$(MODEL)
+	$(VENV)/bin/tinyspeech train --model $(MODEL) --data $(REAL) --recipe real \
+		--out runs/real/$(MODEL)
+
+# Changes to the real-data recipe measured one at a time over RECIPE_SEEDS seeds on
+# RECIPE_MODELS -> reports/recipe.{json,md} (runs in runs/recipe/<variant>/, finished ones kept).
+RECIPE_MODELS ?= tinyspeech_m
+RECIPE_SEEDS ?= 3
+RECIPE_VARIANTS ?= baseline,distill,label_smoothing,spec_augment
+
+recipe: $(STAMP)
+	$(VENV)/bin/tinyspeech recipe --data $(REAL) --models $(RECIPE_MODELS) \
+		--seeds $(RECIPE_SEEDS) --variants $(RECIPE_VARIANTS)
 
 # Selective-attention mode ablation with the real-data recipe -> reports/f_mode_ablation.*
 ablation: $(STAMP)
@@ -130,8 +140,8 @@ seeds: $(STAMP)
 VARIANTS_DIR ?= runs/variants
 VARIANT_BITS ?= 4
 VARIANT_M_RUN ?= runs/ablation/tinyspeech_m_residual
-TRAIN_VARIANT = $(VENV)/bin/tinyspeech train --model tinyspeech_m --data $(REAL) --epochs 150 \
-	--lr-schedule cosine --out $(@D)
+TRAIN_VARIANT = $(VENV)/bin/tinyspeech train --model tinyspeech_m --data $(REAL) --recipe real \
+	--out $(@D)
 VARIANT_RUNS := $(addprefix $(VARIANTS_DIR)/,m_block m_emb10_shared m_lr4_all_shared m_lr8_head \
 	m_lr4_head m_prune50 m_prune75 m_cluster4)
 

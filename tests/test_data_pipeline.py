@@ -95,3 +95,31 @@ def test_repeat_forever_and_empty_split() -> None:
     empty = Split(np.zeros((0, 16000), np.float32), np.zeros(0, np.int32), LABELS, name="val")
     with pytest.raises(UserError, match="val split is empty"):
         make_dataset(empty, batch_size=4, training=False)
+
+
+def test_spec_augment_masks_are_seeded_spans_of_bounded_width():
+    from tinyspeech_tf._compat import tf
+    from tinyspeech_tf.data import SpecAugment, mask_features
+
+    masks = SpecAugment(time_masks=2, time_mask_frames=5, freq_masks=1, freq_mask_coeffs=2)
+    x = tf.ones([64, 49, 10, 1])
+    a = mask_features(x, masks, seed=3, epoch=4, batch=5).numpy()[..., 0]
+    again = mask_features(x, masks, seed=3, epoch=4, batch=5).numpy()[..., 0]
+    other = mask_features(x, masks, seed=3, epoch=4, batch=6).numpy()[..., 0]
+    np.testing.assert_array_equal(a, again)  # a resumed run masks the same batch the same way
+    assert not np.array_equal(a, other)
+    assert set(np.unique(a)) <= {0.0, 1.0}
+    for row in a:
+        masked_frames = np.flatnonzero((row == 0).all(axis=1))
+        masked_coeffs = np.flatnonzero((row == 0).all(axis=0))
+        assert len(masked_frames) <= 2 * 5 or len(masked_coeffs) == 10
+        assert len(masked_coeffs) <= 2 or len(masked_frames) == 49
+        # Outside the masked frames and coefficients nothing is touched.
+        keep = np.ones_like(row, bool)
+        keep[masked_frames, :] = False
+        keep[:, masked_coeffs] = False
+        assert (row[keep] == 1).all()
+    assert (a == 0).any(axis=(1, 2)).mean() > 0.5  # most examples get some mask
+    off = mask_features(x, SpecAugment(), seed=3, epoch=4, batch=5).numpy()
+    np.testing.assert_array_equal(off, x.numpy())
+    assert not SpecAugment().active and masks.active

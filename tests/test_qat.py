@@ -24,7 +24,7 @@ def _fit(model, x, y, lr):
 @pytest.fixture(scope="module", params=[
     ("tinyspeech_m", {}, False),
     ("tinyspeech_m", {"f_mode": "multiply"}, False),
-    ("tinyspeech_z", {}, True),
+    ("tinyspeech_z", {"use_batch_norm": True}, True),
 ], ids=["m", "m-multiply", "z-batchnorm"])
 def qat_case(request):
     name, kwargs, per_channel = request.param

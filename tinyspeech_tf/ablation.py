@@ -20,12 +20,11 @@ MODES = ("multiply", "residual")
 
 
 def _config(args: argparse.Namespace, mode: str):
-    from tinyspeech_tf.train import TrainConfig
+    from tinyspeech_tf.train import TrainConfig, recipe_fields
 
     return TrainConfig(model=args.model, data=args.data,
-                       out=str(Path(args.runs) / f"{args.model}_{mode}"), epochs=args.epochs,
-                       lr_schedule=args.lr_schedule, qat_epochs=args.qat_epochs,
-                       seed=args.seed, model_kwargs={"f_mode": mode})
+                       out=str(Path(args.runs) / f"{args.model}_{mode}"), seed=args.seed,
+                       model_kwargs={"f_mode": mode}, **recipe_fields(args))
 
 
 def run_ablation(args: argparse.Namespace) -> dict:
@@ -88,10 +87,11 @@ def load_report(root: Path | None = None) -> dict | None:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data", required=True, help="dataset with train and val splits")
+    from tinyspeech_tf.train import add_recipe_arguments
+
     parser.add_argument("--model", default="tinyspeech_m")
-    parser.add_argument("--epochs", type=int, default=150)
-    parser.add_argument("--lr-schedule", choices=("constant", "cosine"), default="cosine")
-    parser.add_argument("--qat-epochs", type=int, default=30)
+    add_recipe_arguments(parser)
+    parser.set_defaults(recipe="real")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--runs", default="runs/ablation", help="where the two runs go")
     parser.add_argument("--report", default=str(REPORT),

@@ -108,10 +108,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "runs/variants; no folder, no rows)")
     parser.add_argument("--no-train", action="store_true",
                         help="only use existing runs; list the models without one")
-    parser.add_argument("--epochs", type=int, default=150,
-                        help="float epochs when a model has to be trained (default 150)")
-    parser.add_argument("--qat-epochs", type=int, default=30,
-                        help="QAT epochs when a model has to be trained (default 30)")
+    from tinyspeech_tf import recipes
+
+    parser.add_argument("--recipe", default="real", choices=recipes.names(),
+                        help="training recipe when a model has to be trained (default real; "
+                             "see tinyspeech_tf/recipes.py)")
     parser.add_argument("--data", default=None,
                         help="dataset scored (its validation split) and trained on (default "
                              "../shared/data/speech_commands_v0.02_real)")
@@ -189,14 +190,15 @@ def find_run(name: str, user_dirs: list[str], runs_root: str) -> tuple[Path | No
 
 def train_run(name: str, args: argparse.Namespace) -> Path:
     """Train ``name`` with the real-data recipe into <runs-root>/real/<name> (resuming)."""
+    from tinyspeech_tf import recipes
     from tinyspeech_tf.train import TrainConfig, train
 
     out = Path(args.runs_root) / "real" / name
-    config = TrainConfig(model=name, data=args.data, out=str(out), epochs=args.epochs,
-                         qat_epochs=args.qat_epochs, lr_schedule="cosine")
+    fields = recipes.get(args.recipe)
+    config = TrainConfig(model=name, data=args.data, out=str(out), **fields)
     resume = (out / "checkpoints" / "state.json").exists()
-    _log(f"{name}: training {'(resuming) ' if resume else ''}with the real-data recipe: "
-         f"{args.epochs} epochs + {args.qat_epochs} QAT, cosine lr, data {args.data} -> {out}")
+    _log(f"{name}: training {'(resuming) ' if resume else ''}with the {args.recipe} recipe "
+         f"({recipes.describe(fields)}), data {args.data} -> {out}")
     started = time.time()
     train(config, resume=resume, verbose=2)
     _log(f"{name}: trained in {(time.time() - started) / 60:.1f} min")
@@ -760,7 +762,7 @@ def measure(args: argparse.Namespace) -> dict:
         "machine": machine_info(),
         "data": args.data, "val_examples": len(val.split),
         "settings": {"rounds": args.rounds, "warmup": args.warmup, "seed": args.seed,
-                     "train_epochs_budget": args.epochs, "train_qat_epochs": args.qat_epochs,
+                     "train_recipe": args.recipe,
                      "no_train": bool(args.no_train)},
         "reference": REFERENCE,
         "models": entries,

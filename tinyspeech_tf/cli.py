@@ -26,6 +26,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
                      "train both selective-attention modes and report which wins"),
     "seeds": ("tinyspeech_tf.seeds",
               "train architectures by one recipe over several seeds; compare their means"),
+    "recipe": ("tinyspeech_tf.recipe_study",
+               "measure changes to the real-data recipe one at a time over several seeds"),
     "dataset": ("tinyspeech_tf.dataset_cli", "make the offline synthetic set; inspect datasets"),
     "export-tflite": ("tinyspeech_tf.export.command",
                       "a trained run -> model_data.cc, model_settings.h, op_resolver.h, golden.h"),

@@ -23,3 +23,13 @@ def write_atomic(path: str | os.PathLike, data: bytes | str) -> None:
     finally:
         if tmp.exists():
             tmp.unlink()
+
+
+def write_report(path: str | os.PathLike, report: dict, markdown: str) -> None:
+    """A generated report as ``path``.json (the figures) and ``path``.md (their table), each
+    written atomically; ``path`` has no suffix."""
+    import json
+
+    path = Path(path)
+    write_atomic(path.with_suffix(".json"), json.dumps(report, indent=2) + "\n")
+    write_atomic(path.with_suffix(".md"), markdown)

@@ -16,7 +16,6 @@ flatbuffer bytes and arena (the largest over the seeds).
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 from tinyspeech_tf.errors import UserError
@@ -38,19 +37,18 @@ def _architecture(name_or_spec: str) -> tuple[str, dict | None]:
 
 
 def _config(args: argparse.Namespace, label: str, spec: dict | None, seed: int):
-    from tinyspeech_tf.train import TrainConfig
+    from tinyspeech_tf.train import TrainConfig, recipe_fields
 
     return TrainConfig(model=spec["name"] if spec else label, spec=spec, data=args.data,
-                       out=(Path(args.runs) / f"{label}_seed{seed}").as_posix(),
-                       epochs=args.epochs, qat_epochs=args.qat_epochs,
-                       lr_schedule=args.lr_schedule, seed=seed)
+                       out=(Path(args.runs) / f"{label}_seed{seed}").as_posix(), seed=seed,
+                       **recipe_fields(args))
 
 
 def compare(args: argparse.Namespace) -> dict:
     """Train (or reuse) every architecture x seed run; return the report."""
     import dataclasses
 
-    from tinyspeech_tf.train import train_or_reuse
+    from tinyspeech_tf.train import run_summary
 
     archs = [_architecture(a) for a in args.architectures]
     labels = [label for label, _ in archs]
@@ -59,16 +57,7 @@ def compare(args: argparse.Namespace) -> dict:
     seeds = list(range(args.seed, args.seed + args.seeds))
     rows = []
     for label, spec in archs:
-        runs = []
-        for seed in seeds:
-            config = _config(args, label, spec, seed)
-            metrics = train_or_reuse(config)
-            runs.append({"seed": seed, "run": config.out,
-                         "float": metrics["float"]["accuracy"],
-                         "int8_tflm": metrics["int8_tflm"]["accuracy"],
-                         "tflite_bytes": metrics["tflite_bytes"],
-                         "arena_bytes": metrics["arena_bytes"], "params": metrics["params"],
-                         "val_examples": metrics["val_examples"]})
+        runs = [run_summary(_config(args, label, spec, seed)) for seed in seeds]
         accuracies = [r["int8_tflm"] for r in runs]
         rows.append({"architecture": label, "spec": spec, "runs": runs,
                      "mean": sum(accuracies) / len(accuracies), "min": min(accuracies),
@@ -104,28 +93,28 @@ def to_markdown(report: dict) -> str:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from tinyspeech_tf.train import add_recipe_arguments
+
     parser.add_argument("architectures", nargs="+", metavar="NAME|SPEC",
                         help="zoo models or architecture spec files to compare")
     parser.add_argument("--data", required=True, help="dataset with train and val splits")
     parser.add_argument("--seeds", type=int, default=3, metavar="K", help="seeds per model")
     parser.add_argument("--seed", type=int, default=0, help="first seed")
-    parser.add_argument("--epochs", type=int, default=150)
-    parser.add_argument("--qat-epochs", type=int, default=30)
-    parser.add_argument("--lr-schedule", choices=("constant", "cosine"), default="cosine")
+    add_recipe_arguments(parser)
+    parser.set_defaults(recipe="real")
     parser.add_argument("--runs", default="runs/seeds", help="where the runs go")
     parser.add_argument("--report", default=str(REPORT),
                         help="report path without suffix (.json and .md are written)")
 
 
 def run(args: argparse.Namespace) -> int:
-    from tinyspeech_tf.io import write_atomic
+    from tinyspeech_tf.io import write_report
+    from tinyspeech_tf.train import TrainConfig, check_config, recipe_fields
 
-    if args.seeds < 1 or args.epochs < 1 or args.qat_epochs < 0:
-        raise UserError("--seeds and --epochs must be at least 1, --qat-epochs at least 0")
+    if args.seeds < 1:
+        raise UserError("--seeds must be at least 1")
+    check_config(TrainConfig(**recipe_fields(args)))
     report = compare(args)
-    path = Path(args.report)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    write_atomic(path.with_suffix(".json"), json.dumps(report, indent=2) + "\n")
-    write_atomic(path.with_suffix(".md"), to_markdown(report))
+    write_report(args.report, report, to_markdown(report))
     print(to_markdown(report))
     return 0

@@ -60,6 +60,23 @@ class TrainConfig:
     # then only names the run in reports; stored whole so --resume and the run directory need
     # no spec file on disk.
     spec: dict | None = None
+    # Knowledge distillation (tinyspeech_tf.distill): a run directory or .tflite teacher on the
+    # same front-end, its label order (None: its labels.txt), the weight alpha of the label
+    # cross-entropy and the softening temperature tau.
+    teacher: str | None = None
+    teacher_labels: list | None = None
+    distill_alpha: float = 0.5
+    distill_temperature: float = 4.0
+    # Label smoothing of the cross-entropy term (0 = none).
+    label_smoothing: float = 0.0
+    # Waveform time shift of the augmentation, up to +/- this many ms (100: TF/MLPerf default).
+    time_shift_ms: float = 100.0
+    # SpecAugment on the MFCC features: this many time masks of up to time_mask_frames frames
+    # and frequency masks of up to freq_mask_coeffs coefficients per example (0 = off).
+    time_masks: int = 0
+    time_mask_frames: int = 0
+    freq_masks: int = 0
+    freq_mask_coeffs: int = 0
 
     @classmethod
     def from_dict(cls, data: dict) -> TrainConfig:
@@ -123,6 +140,31 @@ def _load(path: Path, config: TrainConfig):
         return keras.models.load_model(path)
 
 
+def _custom_loss(config: TrainConfig) -> bool:
+    """Whether the run trains with :class:`tinyspeech_tf.distill.DistillationLoss` (and its
+    ``[N, 1 + C]`` targets) instead of plain sparse cross-entropy."""
+    return bool(config.teacher) or bool(config.label_smoothing)
+
+
+def _compile(net, optimizer, config: TrainConfig) -> None:
+    """Compile with the run's loss; the metric is named ``accuracy`` either way, which the
+    epoch callbacks and the history read."""
+    from tinyspeech_tf._compat import keras
+
+    if not _custom_loss(config):
+        net.compile(optimizer=optimizer, loss="sparse_categorical_crossentropy",
+                    metrics=["accuracy"])
+        return
+    from tinyspeech_tf import distill
+
+    alpha = config.distill_alpha if config.teacher else 1.0
+    net.compile(optimizer=optimizer,
+                loss=distill.DistillationLoss(alpha, config.distill_temperature,
+                                              config.label_smoothing),
+                metrics=[keras.metrics.MeanMetricWrapper(distill.label_accuracy,
+                                                         name="accuracy")])
+
+
 def _qat_model(model, config: TrainConfig, steps_per_epoch: int, per_channel: bool):
     """The QAT copy of the best float model, compiled, and a checkpoint of it and its optimizer.
 
@@ -134,8 +176,7 @@ def _qat_model(model, config: TrainConfig, steps_per_epoch: int, per_channel: bo
 
     qat_model = qat.quantize_model(model, per_channel=per_channel)
     optimizer = _optimizer(config.qat_learning_rate, config, steps_per_epoch, config.qat_epochs)
-    qat_model.compile(optimizer=optimizer, loss="sparse_categorical_crossentropy",
-                      metrics=["accuracy"])
+    _compile(qat_model, optimizer, config)
     optimizer.build(qat_model.trainable_variables)
     return qat_model, tf.train.Checkpoint(model=qat_model, optimizer=optimizer)
 
@@ -234,6 +275,8 @@ def train(config: TrainConfig, resume: bool = False, verbose: int = 1,
     elif config.model not in zoo.names():
         raise UserError(f"unknown model {config.model!r}; choose one of: "
                         f"{', '.join(zoo.names())}")
+    if _custom_loss(config):
+        from tinyspeech_tf import distill  # registers the loss a checkpoint is compiled with
     out = Path(config.out)
     ckpt_dir = out / "checkpoints"
     state_path = ckpt_dir / "state.json"
@@ -242,8 +285,9 @@ def train(config: TrainConfig, resume: bool = False, verbose: int = 1,
             raise UserError(f"{out}: nothing to resume (no checkpoints/state.json); "
                             "drop --resume to start a new run")
         saved = TrainConfig.from_dict(json.loads((out / "config.json").read_text()))
-        # The saved run defines everything but how far to go: --epochs may extend it.
-        config = dataclasses.replace(saved, epochs=config.epochs)
+        # The saved run defines everything but how far to go (--epochs may extend it) and
+        # where it now lives (a run folder may have been moved or copied).
+        config = dataclasses.replace(saved, epochs=config.epochs, out=config.out)
     ckpt_dir.mkdir(parents=True, exist_ok=True)
     _write_atomic(out / "config.json", json.dumps(dataclasses.asdict(config), indent=2))
 
@@ -283,18 +327,42 @@ def train(config: TrainConfig, resume: bool = False, verbose: int = 1,
     if not resume and config.prune:
         model = pruning.wrap(model, config.prune, steps * config.epochs)
     if not resume:
-        model.compile(optimizer=_optimizer(config.learning_rate, config, steps, config.epochs),
-                      loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+        _compile(model, _optimizer(config.learning_rate, config, steps, config.epochs), config)
 
+    from tinyspeech_tf.data import AugmentConfig, SpecAugment, mask_features
     from tinyspeech_tf.features import model_features
+
+    teacher = None
+    if config.teacher:
+        from tinyspeech_tf import distill
+
+        teacher = distill.load_teacher(config.teacher, names, frontend, config.teacher_labels)
+    augment = AugmentConfig(time_shift_ms=config.time_shift_ms)
+    spec_masks = SpecAugment(config.time_masks, config.time_mask_frames, config.freq_masks,
+                        config.freq_mask_coeffs)
+    val_targets = val_y
+    if _custom_loss(config):
+        from tinyspeech_tf import distill
+
+        val_targets = distill.targets(
+            val_y, None if teacher is None else teacher.probabilities(val_x)).numpy()
 
     def epoch_data(epoch: int):
         """Exactly the batches of ``epoch`` (a function of seed and epoch only), so a resumed
         run sees what an uninterrupted one would have seen."""
         ds = make_dataset(train_split, batch_size=config.batch_size, training=True,
                           background_noise=source.background_noise, seed=config.seed,
-                          epoch=epoch, epochs=1)
-        return ds.take(steps).map(lambda x, y: (model_features(x, frontend), y))
+                          epoch=epoch, epochs=1, augment=augment)
+
+        def prepare(batch, x, y):
+            x = model_features(x, frontend)
+            if spec_masks.active:
+                x = mask_features(x, spec_masks, config.seed, epoch, batch)
+            if not _custom_loss(config):
+                return x, y
+            return x, distill.targets(y, None if teacher is None else teacher.tf_probabilities(x))
+
+        return ds.take(steps).enumerate().map(lambda i, xy: prepare(i, *xy))
 
     def save_state(epoch: int) -> None:
         _write_atomic(state_path, json.dumps({"epoch": epoch, "best": best,
@@ -322,7 +390,7 @@ def train(config: TrainConfig, resume: bool = False, verbose: int = 1,
         tensorboard = keras.callbacks.TensorBoard(os.fspath(out / "logs"))
         for epoch in range(first, last):
             net.fit(epoch_data(epoch), epochs=epoch + 1, initial_epoch=epoch,
-                    validation_data=(val_x, val_y), verbose=verbose,
+                    validation_data=(val_x, val_targets), verbose=verbose,
                     callbacks=[*extra, callback, tensorboard])
             # Each epoch's dataset holds copies of the training clips and noise as tensors,
             # kept alive by reference cycles until the cyclic collector runs, which large
@@ -340,7 +408,7 @@ def train(config: TrainConfig, resume: bool = False, verbose: int = 1,
     masks = None
     if config.prune:
         model = pruning.strip(model)
-        model.compile(loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+        _compile(model, "sgd", config)
         masks = pruning.masks(model)
     per_channel = config.per_channel
     if per_channel is None:
@@ -373,11 +441,11 @@ def train(config: TrainConfig, resume: bool = False, verbose: int = 1,
                        lambda: qat_ckpt.write(os.fspath(ckpt_dir / "qat_last"))),
             extra=qat_callbacks)
         qat_ckpt.read(os.fspath(ckpt_dir / "qat_best")).assert_consumed()
-        qat_val = qat_model.evaluate(val_x, val_y, verbose=0, return_dict=True)
+        qat_val = qat_model.evaluate(val_x, val_targets, verbose=0, return_dict=True)
         tflite_bytes = quantize.convert_int8(qat_model, calib, per_channel=per_channel)
     train_seconds = time.time() - started
 
-    float_val = model.evaluate(val_x, val_y, verbose=0, return_dict=True)
+    float_val = model.evaluate(val_x, val_targets, verbose=0, return_dict=True)
     float_pred = model.predict(val_x, verbose=0).argmax(axis=1)
     int8_report = evaluate_int8(tflite_bytes, val_x, val_y, names)
     ptq_report = (int8_report if tflite_bytes is ptq_bytes
@@ -415,6 +483,17 @@ def train(config: TrainConfig, resume: bool = False, verbose: int = 1,
     }
     if config.spec is not None:
         metrics["spec"] = config.spec
+    if teacher is not None:
+        teacher_pred = teacher.probabilities(val_x).argmax(axis=1)
+        metrics["distillation"] = {
+            "teacher": teacher.info.source, "teacher_kind": teacher.info.kind,
+            "teacher_labels": list(teacher.info.labels), "alpha": config.distill_alpha,
+            "temperature": config.distill_temperature,
+            "teacher_val_accuracy": float(np.mean(teacher_pred == val_y))}
+    metrics["augmentation"] = {
+        "time_shift_ms": config.time_shift_ms, "label_smoothing": config.label_smoothing,
+        "time_masks": [config.time_masks, config.time_mask_frames],
+        "freq_masks": [config.freq_masks, config.freq_mask_coeffs]}
     if config.cluster_bits and config.qat_epochs:
         metrics["clustering"] = {"bits": config.cluster_bits, "layers": clustered_layers}
     if config.prune:
@@ -448,9 +527,10 @@ def finished_metrics(config: TrainConfig) -> dict | None:
     except (OSError, ValueError):
         return None
     # Compared as configs, not dicts: a run saved before a TrainConfig field existed still
-    # matches when the new field has its default.
+    # matches when the new field has its default. Where the run lives is not part of what it
+    # is: a finished run moved or copied into another folder still counts.
     try:
-        same = type(config).from_dict(saved) == config
+        same = dataclasses.replace(type(config).from_dict(saved), out=config.out) == config
     except (UserError, TypeError):
         same = False
     return metrics if same else None
@@ -466,6 +546,16 @@ def train_or_reuse(config: TrainConfig) -> dict:
     if metrics is None:
         metrics = train(config, resume=(Path(config.out) / "checkpoints" / "state.json").exists())
     return metrics
+
+
+def run_summary(config: TrainConfig) -> dict:
+    """Train (or reuse) ``config``'s run; the figures by which reports compare runs."""
+    metrics = train_or_reuse(config)
+    return {"seed": config.seed, "run": config.out, "float": metrics["float"]["accuracy"],
+            "int8_tflm": metrics["int8_tflm"]["accuracy"],
+            "tflite_bytes": metrics["tflite_bytes"], "arena_bytes": metrics["arena_bytes"],
+            "params": metrics["params"], "val_examples": metrics["val_examples"],
+            "train_seconds": metrics["train_seconds"]}
 
 
 def model_card(metrics: dict) -> str:
@@ -488,6 +578,12 @@ def model_card(metrics: dict) -> str:
         report = ablation.load_report()
         attention = (f"\n- Selective attention: F = {mode}"
                      + (f"; {ablation.summary_line(report)}." if report else "."))
+    teacher = ""
+    if metrics.get("distillation"):
+        d = metrics["distillation"]
+        teacher = (f"\n- Distilled from `{d['teacher']}` ({d['teacher_kind']}, "
+                   f"{_pct(d['teacher_val_accuracy'])} on this validation split), "
+                   f"alpha {d['alpha']}, temperature {d['temperature']}.")
     float_acc = _pct(metrics["float"]["accuracy"])
     int8_acc = _pct(metrics["int8_tflm"]["accuracy"])
     return f"""# Model card: {metrics['model']}
@@ -502,7 +598,7 @@ Generated by `tinyspeech train` from this run's `metrics.json`.
 - Cost: {metrics['params']:,} parameters, {metrics['macs']:,} MACs, int8 .tflite
   {metrics['tflite_bytes']:,} bytes, TFLM arena {metrics['arena_bytes']:,} bytes
   (minimum measured in the TFLM Python interpreter).
-- Ops: {', '.join(metrics['ops'])}.{attention}
+- Ops: {', '.join(metrics['ops'])}.{attention}{teacher}
 
 | | float (Keras) | int8 (TFLM) |
 |---|---:|---:|
@@ -522,6 +618,99 @@ def _pct(value) -> str:
     return "-" if value is None else f"{100 * value:.1f}%"
 
 
+# Options a recipe may set: argparse dest -> TrainConfig field. Their argparse default is None,
+# so an option given explicitly overrides the recipe, and the recipe TrainConfig's defaults.
+RECIPE_OPTIONS = {
+    "epochs": "epochs", "batch_size": "batch_size", "lr": "learning_rate",
+    "lr_schedule": "lr_schedule", "qat_epochs": "qat_epochs", "qat_lr": "qat_learning_rate",
+    "teacher": "teacher", "teacher_labels": "teacher_labels", "distill_alpha": "distill_alpha",
+    "distill_temperature": "distill_temperature", "label_smoothing": "label_smoothing",
+    "time_shift_ms": "time_shift_ms", "time_masks": "time_masks",
+    "time_mask_frames": "time_mask_frames", "freq_masks": "freq_masks",
+    "freq_mask_coeffs": "freq_mask_coeffs",
+}
+
+
+def add_recipe_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--recipe`` and the options it sets (shared by every command that trains)."""
+    from tinyspeech_tf import recipes
+
+    d = TrainConfig()
+    parser.add_argument("--recipe", default=None, choices=recipes.names(),
+                        help="named training recipe (tinyspeech_tf/recipes.py); options given "
+                             "explicitly override it")
+    parser.add_argument("--epochs", type=int, default=None, help=f"default {d.epochs}")
+    parser.add_argument("--batch-size", type=int, default=None, help=f"default {d.batch_size}")
+    parser.add_argument("--lr", type=float, default=None, help=f"default {d.learning_rate}")
+    parser.add_argument("--lr-schedule", choices=("constant", "cosine"), default=None,
+                        help=f"default {d.lr_schedule}")
+    parser.add_argument("--qat-epochs", type=int, default=None,
+                        help="quantization-aware fine-tuning epochs after float training "
+                             f"(0: post-training quantization only; default {d.qat_epochs})")
+    parser.add_argument("--qat-lr", type=float, default=None,
+                        help=f"default {d.qat_learning_rate}")
+    parser.add_argument("--teacher", default=None, metavar="RUN_OR_TFLITE",
+                        help="distil from this teacher: a run directory or a .tflite model "
+                             "(float or int8) on the same 49x10 MFCC front-end")
+    parser.add_argument("--teacher-labels", default=None, metavar="LABELS",
+                        help="the teacher's output order: comma-separated or a labels.txt "
+                             "(default: labels.txt beside it)")
+    parser.add_argument("--distill-alpha", type=float, default=None,
+                        help=f"weight of the label cross-entropy (default {d.distill_alpha}); "
+                             "the teacher term gets 1 - alpha")
+    parser.add_argument("--distill-temperature", type=float, default=None,
+                        help=f"softening temperature tau (default {d.distill_temperature})")
+    parser.add_argument("--label-smoothing", type=float, default=None,
+                        help=f"default {d.label_smoothing}")
+    parser.add_argument("--time-shift-ms", type=float, default=None,
+                        help=f"random time shift of the waveform, +/- ms (default "
+                             f"{d.time_shift_ms:g})")
+    parser.add_argument("--time-masks", type=int, default=None,
+                        help="SpecAugment time masks per example (default 0)")
+    parser.add_argument("--time-mask-frames", type=int, default=None,
+                        help="widest time mask in frames")
+    parser.add_argument("--freq-masks", type=int, default=None,
+                        help="SpecAugment coefficient masks per example (default 0)")
+    parser.add_argument("--freq-mask-coeffs", type=int, default=None,
+                        help="widest coefficient mask")
+
+
+def recipe_fields(args: argparse.Namespace) -> dict:
+    """TrainConfig fields from ``--recipe`` and the options given explicitly (which win)."""
+    from tinyspeech_tf import recipes
+
+    fields = recipes.get(args.recipe) if getattr(args, "recipe", None) else {}
+    for dest, field_name in RECIPE_OPTIONS.items():
+        value = getattr(args, dest, None)
+        if value is not None:
+            fields[field_name] = value
+    labels = fields.get("teacher_labels")
+    if isinstance(labels, str):
+        fields["teacher_labels"] = [n.strip() for n in labels.split(",") if n.strip()] \
+            if not os.path.isfile(labels) else labels
+    return fields
+
+
+def check_config(config: TrainConfig) -> None:
+    """One-line errors for option values no run can use."""
+    if config.epochs < 1 or config.batch_size < 1 or config.qat_epochs < 0:
+        raise UserError("--epochs and --batch-size must be at least 1, --qat-epochs at least 0")
+    if not 0 <= config.cluster_bits <= 7 or (config.cluster_bits and not config.qat_epochs):
+        raise UserError(f"--cluster-bits {config.cluster_bits}: use 1..7 with --qat-epochs "
+                        "of at least 1 (clusters are held during QAT), or 0 for none")
+    if not 0.0 <= config.prune < 1.0:
+        raise UserError(f"--prune {config.prune}: a sparsity is a fraction in [0, 1), e.g. 0.5")
+    if not 0.0 <= config.distill_alpha <= 1.0:
+        raise UserError(f"--distill-alpha {config.distill_alpha}: use a weight in [0, 1]")
+    if not config.distill_temperature > 0:
+        raise UserError(f"--distill-temperature {config.distill_temperature}: must be > 0")
+    if not 0.0 <= config.label_smoothing < 1.0:
+        raise UserError(f"--label-smoothing {config.label_smoothing}: use a value in [0, 1)")
+    if config.time_shift_ms < 0 or min(config.time_masks, config.time_mask_frames,
+                                       config.freq_masks, config.freq_mask_coeffs) < 0:
+        raise UserError("--time-shift-ms and the SpecAugment mask options must be >= 0")
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     defaults = TrainConfig()
     parser.add_argument("--model", default=None,
@@ -533,18 +722,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data", default=defaults.data,
                         help="'synthetic' (offline default), 'tfds', or a dataset folder")
     parser.add_argument("--out", default=None, help="run directory (default runs/MODEL)")
-    parser.add_argument("--epochs", type=int, default=defaults.epochs)
-    parser.add_argument("--batch-size", type=int, default=defaults.batch_size)
-    parser.add_argument("--lr", type=float, default=defaults.learning_rate)
-    parser.add_argument("--lr-schedule", choices=("constant", "cosine"),
-                        default=defaults.lr_schedule)
+    add_recipe_arguments(parser)
     parser.add_argument("--extra-train", action="append", default=[], metavar="SRC",
                         help="another source whose train split joins --data's (repeatable), "
                              "e.g. synthetic")
-    parser.add_argument("--qat-epochs", type=int, default=defaults.qat_epochs,
-                        help="quantization-aware fine-tuning epochs after float training "
-                             "(0: post-training quantization only)")
-    parser.add_argument("--qat-lr", type=float, default=defaults.qat_learning_rate)
     parser.add_argument("--prune", type=float, default=defaults.prune, metavar="SPARSITY",
                         help="magnitude-prune convs and dense layers to this fraction of zero "
                              "weights during float training (tensorflow-model-optimization), "
@@ -591,20 +772,12 @@ def run(args: argparse.Namespace) -> int:
         spec = zoo.load_spec(args.spec)[0]
     model = args.model or (spec["name"] if spec else TrainConfig.model)
     config = TrainConfig(model=model, data=args.data, spec=spec,
-                         out=args.out or f"runs/{model}", epochs=args.epochs,
-                         batch_size=args.batch_size, learning_rate=args.lr, seed=args.seed,
-                         lr_schedule=args.lr_schedule, extra_train=list(args.extra_train),
-                         qat_epochs=args.qat_epochs, qat_learning_rate=args.qat_lr,
+                         out=args.out or f"runs/{model}", seed=args.seed,
+                         extra_train=list(args.extra_train),
                          model_kwargs=parse_model_args(args.model_arg), prune=args.prune,
                          cluster_bits=args.cluster_bits,
-                         max_steps_per_epoch=args.max_steps_per_epoch)
-    if config.epochs < 1 or config.batch_size < 1 or config.qat_epochs < 0:
-        raise UserError("--epochs and --batch-size must be at least 1, --qat-epochs at least 0")
-    if not 0 <= config.cluster_bits <= 7 or (config.cluster_bits and not config.qat_epochs):
-        raise UserError(f"--cluster-bits {config.cluster_bits}: use 1..7 with --qat-epochs "
-                        "of at least 1 (clusters are held during QAT), or 0 for none")
-    if not 0.0 <= config.prune < 1.0:
-        raise UserError(f"--prune {config.prune}: a sparsity is a fraction in [0, 1), e.g. 0.5")
+                         max_steps_per_epoch=args.max_steps_per_epoch, **recipe_fields(args))
+    check_config(config)
     metrics = train(config, resume=args.resume)
     print(f"{config.out}: float {metrics['float']['accuracy']:.2%}, int8 (TFLM) "
           f"{metrics['int8_tflm']['accuracy']:.2%} on {metrics['val_examples']} validation "

@@ -4,7 +4,7 @@ Submodules import TensorFlow only inside the functions that need it, so the prot
 and the synthesiser work (and the CLI starts) without loading TensorFlow.
 """
 
-from tinyspeech_tf.data.augment import AugmentConfig, make_dataset
+from tinyspeech_tf.data.augment import AugmentConfig, SpecAugment, make_dataset, mask_features
 from tinyspeech_tf.data.protocol import (
     LABELS,
     MLPERF_LABELS,
@@ -19,6 +19,6 @@ from tinyspeech_tf.data.sources import Source, Split, detect, load, remap_labels
 
 __all__ = [
     "AugmentConfig", "LABELS", "MLPERF_LABELS", "SILENCE", "UNKNOWN", "UNKNOWN_WORDS", "WORDS",
-    "Source", "Split", "detect", "load", "make_dataset", "read_labels", "remap_labels",
-    "write_labels",
+    "Source", "SpecAugment", "Split", "detect", "load", "make_dataset", "mask_features",
+    "read_labels", "remap_labels", "write_labels",
 ]

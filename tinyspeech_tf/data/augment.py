@@ -79,6 +79,68 @@ def augment_batch(waves, key, noise_table, config: AugmentConfig = AugmentConfig
     return tf.clip_by_value(waves, -1.0, 1.0)
 
 
+@dataclass(frozen=True)
+class SpecAugment:
+    """SpecAugment-style masking of the features (Park et al., 2019): per example,
+    ``time_masks`` spans of 0..``time_mask_frames`` frames and ``freq_masks`` spans of
+    0..``freq_mask_coeffs`` coefficients set to zero. All zeros: off."""
+
+    time_masks: int = 0
+    time_mask_frames: int = 0
+    freq_masks: int = 0
+    freq_mask_coeffs: int = 0
+
+    def __post_init__(self) -> None:
+        if min(self.time_masks, self.time_mask_frames, self.freq_masks,
+               self.freq_mask_coeffs) < 0:
+            raise UserError(f"SpecAugment counts and widths must be >= 0, got {self}")
+
+    @property
+    def active(self) -> bool:
+        return bool(self.time_masks * self.time_mask_frames
+                    or self.freq_masks * self.freq_mask_coeffs)
+
+
+# Keeps the masks' random stream apart from the waveform augmentation's (same seed and epoch).
+_MASK_STREAM = 0x5EC
+
+
+def _spans(key, batch, count: int, width: int, size):
+    """[B, size] float mask, 0 inside ``count`` random spans of up to ``width`` per row."""
+    from tinyspeech_tf._compat import tf
+
+    keep = tf.ones([batch, size], tf.float32)
+    positions = tf.range(size)[None, :]
+    for k in tf.unstack(tf.random.experimental.stateless_split(key, num=max(count, 1)))[:count]:
+        k_w, k_s = tf.unstack(tf.random.experimental.stateless_split(k, num=2))
+        w = tf.random.stateless_uniform([batch, 1], k_w, minval=0, maxval=width + 1,
+                                        dtype=tf.int32)
+        start = tf.random.stateless_uniform([batch, 1], k_s, minval=0, maxval=size,
+                                            dtype=tf.int32)
+        inside = (positions >= start) & (positions < start + w)
+        keep = keep * tf.cast(~inside, tf.float32)
+    return keep
+
+
+def mask_features(features, masks: SpecAugment, seed: int, epoch: int, batch):
+    """Apply ``masks`` to features ``[B, frames, coeffs, 1]`` with stateless randomness keyed
+    by (seed, epoch, batch index), so a resumed run masks exactly as an uninterrupted one."""
+    from tinyspeech_tf._compat import tf
+
+    key = tf.stack([tf.constant(int(seed) * 4099 + _MASK_STREAM, tf.int64),
+                    int(epoch) * _BATCHES_PER_EPOCH_KEY + tf.cast(batch, tf.int64)])
+    k_time, k_freq = tf.unstack(tf.random.experimental.stateless_split(key, num=2))
+    shape = tf.shape(features)
+    out = features
+    if masks.time_masks and masks.time_mask_frames:
+        keep = _spans(k_time, shape[0], masks.time_masks, masks.time_mask_frames, shape[1])
+        out = out * keep[:, :, None, None]
+    if masks.freq_masks and masks.freq_mask_coeffs:
+        keep = _spans(k_freq, shape[0], masks.freq_masks, masks.freq_mask_coeffs, shape[2])
+        out = out * keep[:, None, :, None]
+    return out
+
+
 def make_dataset(split: Split, *, batch_size: int, training: bool,
                  background_noise: list[np.ndarray] | None = None, seed: int = 0,
                  epoch: int = 0, epochs: int | None = 1, shuffle: bool | None = None,

@@ -12,7 +12,7 @@ import os
 from collections.abc import Callable, Sequence
 
 from tinyspeech_tf.errors import UserError
-from tinyspeech_tf.zoo.ds_cnn import ds_cnn
+from tinyspeech_tf.zoo.ds_cnn import ds_cnn, ds_cnn_m
 from tinyspeech_tf.zoo.tiny_conv import tiny_conv
 from tinyspeech_tf.zoo.tinyspeech import (
     tinyspeech,
@@ -29,6 +29,7 @@ _REGISTRY: dict[str, Callable] = {
     "tinyspeech_m": tinyspeech_m,
     "tiny_conv": tiny_conv,
     "ds_cnn": ds_cnn,
+    "ds_cnn_m": ds_cnn_m,
 }
 
 # Paper Table 1 (Speech Commands, 12 classes, 8-bit): accuracy, params, mult-adds.
@@ -42,7 +43,7 @@ PAPER = {
 # Weight quantization granularity at int8 conversion, by model name (default: per channel).
 # TinySpeech-M is quantized per tensor: on a model this small the per-channel scales and zero
 # points are a fifth of the flatbuffer, and measured on `val` per-tensor loses no accuracy.
-PER_CHANNEL = {"tinyspeech_m": False}
+PER_CHANNEL = {"tinyspeech_m": False, "ds_cnn_m": False}
 
 
 def names() -> list[str]:

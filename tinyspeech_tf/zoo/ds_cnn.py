@@ -38,3 +38,12 @@ def ds_cnn(input_shape: Sequence[int] = (49, 10, 1), num_classes: int = 12, *,
     x = keras.layers.Flatten(name="flatten")(x)
     outputs = keras.layers.Dense(num_classes, activation="softmax", name="classifier")(x)
     return keras.Model(inputs, outputs, name=name)
+
+
+def ds_cnn_m(input_shape: Sequence[int] = (49, 10, 1), num_classes: int = 12,
+             **kwargs) -> keras.Model:
+    """DS-CNN scaled to TinySpeech-M's footprint (32 filters, 4 depthwise-separable blocks,
+    int8 per tensor): its flatbuffer and TFLM arena are no larger than M's (``tinyspeech zoo``
+    measures both), so it is the plain-convolution baseline at equal bytes."""
+    return ds_cnn(input_shape, num_classes, **{"filters": 32, "blocks": 4,
+                                               "name": "ds_cnn_m", **kwargs})
