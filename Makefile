@@ -52,8 +52,9 @@ recipe: $(STAMP)
 ablation: $(STAMP)
 	$(VENV)/bin/tinyspeech ablate-fmode --data $(REAL)
 
+# The zoo's cost table (params, MACs, int8 bytes, arena, ops) -> README.md's zoo block.
 zoo: $(STAMP)
-	$(VENV)/bin/tinyspeech zoo
+	$(VENV)/bin/tinyspeech zoo --readme README.md
 
 firmware-check: $(STAMP)
 	$(PY) -m pytest -q -m firmware tests

@@ -294,3 +294,14 @@ def test_variant_options_name_spec_options_pruning_and_compression():
     assert "held on 16 learned values during QAT (--cluster-bits 4)" in text
     assert "2 filter(s) clustered to 16 values" in text
     assert bench.variant_options({"model_kwargs": {}}) == "zoo defaults"
+
+
+def test_rows_without_a_run_are_sized_like_tinyspeech_zoo():
+    """A zoo model without a run gets the size `tinyspeech zoo` reports (tinyspeech_tf.cost),
+    that of a trained model of the architecture."""
+    from tinyspeech_tf import tflm, zoo_report
+
+    costs, tflite = bench.probe_architecture("tiny_conv")
+    assert costs == zoo_report.measure("tiny_conv")
+    assert (len(tflite), tflm.arena_bytes(tflite)) == (costs["tflite_bytes"],
+                                                       costs["arena_bytes"])

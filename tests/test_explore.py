@@ -375,3 +375,19 @@ def test_bad_start_from_is_one_line(start, fragment, tmp_path, capsys):
     start = str(tmp_path / start) if start.endswith(".json") else start
     fails_one_line(["explore", "--data", str(tmp_path), "--start-from", start,
                     "--no-batchnorm", "--out", str(tmp_path / "out")], capsys, fragment)
+
+
+def test_feasibility_check_measures_like_tinyspeech_zoo():
+    """explore prunes on the measurement `tinyspeech zoo` reports (tinyspeech_tf.cost): the
+    search's M is measured at the zoo's M bytes and arena, i.e. those of a trained M."""
+    import optuna
+
+    from tinyspeech_tf import cost
+
+    constraints = explore.Constraints(tflm_ops=True, batch_norm=False)
+    spec = explore.sample_spec(optuna.trial.FixedTrial(
+        explore.start_params("tinyspeech_m", constraints)), constraints)
+    costs, reason = explore.measure(spec, constraints, qat=True)
+    zoo_costs, _ = cost.measure_zoo("tinyspeech_m")
+    assert reason is None
+    assert costs == {key: zoo_costs[key] for key in costs}

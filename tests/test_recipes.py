@@ -68,7 +68,8 @@ def test_recipe_study_reports_each_change_against_the_baseline(tmp_path, capsys)
     base, ls = data["rows"]
     assert "delta" not in base and ls["changes"] == {"label_smoothing": 0.1}
     assert ls["delta"] == pytest.approx(ls["mean"] - base["mean"])
-    won = sum(a["int8_tflm"] > b["int8_tflm"] for a, b in zip(ls["runs"], base["runs"]))
+    pairs = zip(ls["runs"], base["runs"], strict=True)
+    won = sum(a["int8_tflm"] > b["int8_tflm"] for a, b in pairs)
     assert ls["seeds_won"] == won and ls["helps"] == (ls["delta"] > 0 and won == 2)
     run = Path(ls["runs"][1]["run"])
     assert run == tmp_path / "runs" / "label_smoothing" / "tinyspeech_m_seed1"

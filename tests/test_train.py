@@ -91,3 +91,18 @@ def test_bad_arguments_are_one_line(argv, message, capsys, tmp_path, monkeypatch
     assert cli.main(argv) == 2
     err = capsys.readouterr().err.strip()
     assert message in err and "\n" not in err and "Traceback" not in err
+
+
+def test_finished_run_counts_only_for_todays_architecture(straight_run, tone_set, monkeypatch):
+    """A run records its full architecture: once the zoo preset changes, a run trained before
+    is no longer taken for a finished run of that model (it would be stale)."""
+    from tinyspeech_tf import zoo
+    from tinyspeech_tf.train import finished_metrics
+    from tinyspeech_tf.zoo.tinyspeech import PRESETS
+
+    out, metrics = straight_run
+    assert metrics["architecture"] == zoo.architecture("tinyspeech_m")
+    config = _config(tone_set, out)
+    assert finished_metrics(config) is not None
+    monkeypatch.setitem(PRESETS, "tinyspeech_m", {**PRESETS["tinyspeech_m"], "head_channels": 24})
+    assert finished_metrics(config) is None

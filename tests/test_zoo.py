@@ -59,22 +59,11 @@ def test_tinyspeech_networks_have_no_batch_norm_anywhere(name):
 
 
 def _trained_like_qat_int8(name: str) -> bytes:
-    """The int8 flatbuffer a QAT-trained model of this architecture converts to: distinct
-    random weights (fresh ones share zero biases the converter stores once) and the zoo's
-    weight granularity."""
-    from tinyspeech_tf import qat
+    """The int8 flatbuffer a QAT-trained model of this architecture converts to: the
+    measurement ``tinyspeech zoo`` reports (tinyspeech_tf.cost)."""
+    from tinyspeech_tf import cost
 
-    keras.utils.set_random_seed(3)
-    model = zoo.get(name)
-    rng = np.random.default_rng(4)
-    model.set_weights([(np.abs(rng.standard_normal(w.shape)) + 0.5 if "variance" in v.name
-                        else 0.1 * rng.standard_normal(w.shape)).astype(w.dtype)
-                       for v, w in zip(model.weights, model.get_weights(), strict=True)])
-    per_channel = zoo.PER_CHANNEL.get(name, True)
-    rep = quantize.random_representative((49, 10, 1), count=16, seed=2)
-    q = qat.quantize_model(model, per_channel=per_channel)
-    qat.init_ranges(q, model, rep)
-    return quantize.convert_int8(q, rep, per_channel=per_channel)
+    return cost.int8_flatbuffer(zoo.get(name), cost.per_channel(name))
 
 
 def test_equal_footprint_ds_cnn_fits_within_tinyspeech_m():
@@ -190,3 +179,78 @@ def test_head_kernel_and_stride_shape_the_last_conv():
     assert small_head.output.shape[1:] == (13, 3, 28)
     assert small_head.kernel.shape == (1, 1, 12, 28)
     assert base.count_params() - small.count_params() == 8 * 12 * 28
+
+
+# ------------------------------------------- the zoo's cost is the trained model's (cost.py)
+
+@pytest.fixture(scope="module")
+def tone_set(tmp_path_factory):
+    """12 classes told apart by pitch: enough for train.train to move every weight."""
+    from tiny_export import write_tone_set
+
+    return write_tone_set(tmp_path_factory.mktemp("tones"), train_per_label=2, val_per_label=1)
+
+
+def _briefly_trained(name: str, data, out) -> bytes:
+    """The int8 flatbuffer of ``name`` trained by the default recipe (float, then QAT), cut to
+    a few steps; learning rates raised so every weight moves away from its initial value."""
+    from tinyspeech_tf.train import TrainConfig, train
+
+    train(TrainConfig(model=name, data=str(data), out=str(out), epochs=1, qat_epochs=1,
+                      batch_size=8, max_steps_per_epoch=3, calibration_examples=16,
+                      learning_rate=0.1, qat_learning_rate=0.01), verbose=0)
+    return (out / "model_int8.tflite").read_bytes()
+
+
+def _shared_constants(tflite_bytes: bytes) -> int:
+    """Constant tensors reading a buffer that another constant reads too (the converter
+    stores identical constants once)."""
+    from tensorflow.lite.python import schema_py_generated as schema
+
+    model = schema.Model.GetRootAsModel(bytearray(tflite_bytes), 0)
+    sub = model.Subgraphs(0)
+    buffers = [sub.Tensors(i).Buffer() for i in range(sub.TensorsLength())]
+    constants = [b for b in buffers if model.Buffers(b).DataLength()]
+    return len(constants) - len(set(constants))
+
+
+@pytest.mark.parametrize("name", ["tinyspeech_m", "ds_cnn_m"])
+def test_zoo_cost_is_the_trained_models(name, tone_set, tmp_path, capsys):
+    """`tinyspeech zoo` (and explore and bench, through tinyspeech_tf.cost) reports for the
+    untrained architecture the bytes, arena and ops of the model training ships."""
+    from tinyspeech_tf import cost
+
+    trained = _briefly_trained(name, tone_set, tmp_path / name)
+    # Trained far enough that no two constants are equal, as after a full run; fewer steps
+    # leave S vectors on identical int8 values, which would be stored once.
+    assert _shared_constants(trained) == 0
+    # No float work on the board: no requantization of the input (see tinyspeech_tf.cost).
+    assert not {"QUANTIZE", "DEQUANTIZE"} & set(quantize.op_set(trained))
+    assert main(["zoo", "--json", "--models", name]) == 0
+    row = json.loads(capsys.readouterr().out)[name]
+    assert (row["tflite_bytes"], row["arena_bytes"], row["ops"]) == (
+        len(trained), tflm.arena_bytes(trained), quantize.op_set(trained))
+    assert _shared_constants(cost.int8_flatbuffer(zoo.get(name), cost.per_channel(name))) == 0
+
+
+def test_cli_zoo_readme_rewrites_only_its_block(tmp_path, capsys, monkeypatch):
+    """--readme replaces the zoo block and nothing else; without markers it is a one-line
+    error before anything is measured, and it refuses a partial table."""
+    from tinyspeech_tf import zoo_report
+
+    monkeypatch.setattr(zoo_report, "measure", lambda name: {
+        "params": 1, "macs": 2, "tflite_bytes": 3, "arena_bytes": 4, "ops": ["CONV_2D"]})
+    readme = tmp_path / "README.md"
+    readme.write_text("intro\n<!-- zoo:start -->\nold\n<!-- zoo:end -->\noutro\n")
+    assert main(["zoo", "--readme", str(readme)]) == 0
+    text = readme.read_text()
+    assert text.startswith("intro\n<!-- zoo:start -->\n| model |") and "old" not in text
+    assert text.endswith("do not edit between the markers.\n<!-- zoo:end -->\noutro\n")
+    assert text.count("| tinyspeech_m | 1 |") == 1
+    capsys.readouterr()
+    readme.write_text("no markers\n")
+    assert main(["zoo", "--readme", str(readme)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "needs exactly one <!-- zoo:start -->" in err and "\n" not in err
+    assert main(["zoo", "--readme", str(readme), "--models", "tiny_conv"]) == 2
+    assert "drop --models" in capsys.readouterr().err

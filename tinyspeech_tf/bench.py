@@ -440,16 +440,11 @@ def _zoo_cost(name: str, kwargs: dict, num_classes: int, frontend,
 
 
 def probe_architecture(name: str) -> tuple[dict, bytes]:
-    """Size of the untrained architecture's int8 conversion (random calibration; sizes, op
-    sets and arena do not depend on training), as ``tinyspeech zoo`` measures it."""
-    from tinyspeech_tf import profile, quantize, tflm, zoo
+    """Costs of a zoo model without a run, as a trained model of it ships them and as
+    ``tinyspeech zoo`` reports them (:func:`tinyspeech_tf.cost.measure_zoo`)."""
+    from tinyspeech_tf import cost
 
-    model = zoo.get(name)
-    tflite = quantize.convert_int8(
-        model, quantize.random_representative(model.input_shape[1:], count=32))
-    return {"params": int(model.count_params()), "macs": int(profile.total_macs(model)),
-            "tflite_bytes": len(tflite), "arena_bytes": tflm.arena_bytes(tflite),
-            "ops": quantize.op_set(tflite)}, tflite
+    return cost.measure_zoo(name)
 
 
 def measure_zoo_run(name: str, run: Path, val: ValSet) -> tuple[dict, bytes]:
@@ -804,8 +799,8 @@ def table(results: dict) -> str:
         name = f"**{e['name']}**" if e["name"] == results["reference"] else e["name"]
         if e["status"] != "measured":
             arch = e.get("architecture")
-            mark = note("not run: size of the untrained architecture converted to int8 with "
-                        "random calibration (size, ops and arena do not depend on training); "
+            mark = note("not run: size of the architecture as a trained model of it "
+                        "converts, measured like `tinyspeech zoo` (tinyspeech_tf.cost); "
                         "no accuracy or latency") if arch else ""
             lines.append(
                 f"| {name} | {e['status']}: {e['reason']} | - | - "

@@ -57,7 +57,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = parser.parse_args(argv)
+    args._argv = argv  # reports quote the command that made them
     try:
         return int(importlib.import_module(args._module).run(args) or 0)
     except UserError as err:

@@ -12,12 +12,12 @@ TFLM interpreter*. Decisions and why:
   violating architecture costs seconds, not a training run: its trial is pruned
   (``optuna.TrialPruned``) with the first violated constraint in the ``pruned_reason`` user
   attribute, and no trial directory is created. The model converted for the check is the one
-  training will ship: the QAT copy when the budget has QAT epochs (tfmot's graph converts
-  larger than the post-training one), with distinct random weights (fresh zero biases and
-  S = 1 would be stored once each and understate the bytes). Measured this way the arena
-  matches the trained model's exactly and the bytes are an upper bound (within 16 bytes). The
-  trained figures are what the reports show, and a trial whose trained model broke a limit
-  anyway would be listed under ``violating_after_training`` instead of the front.
+  training will ship, measured as ``tinyspeech zoo`` measures the zoo
+  (:func:`tinyspeech_tf.cost.int8_flatbuffer`): the QAT copy when the budget has QAT epochs,
+  with distinct random weights (fresh zero biases and S = 1 would be stored once each and
+  understate the bytes). The trained figures are what the reports show, and a trial whose
+  trained model broke a limit anyway would be listed under ``violating_after_training``
+  instead of the front.
 - ``--tflm-ops`` restricts the op set to ``quantize.TINYSPEECH_OPS``: the ops of the hand-built
   TinySpeech-M (its condensers already need ADD for the residual F, so the set is the "M op set
   plus ADD" of the issue). A searched model then needs no kernel the M firmware lacks, so kernel
@@ -284,16 +284,12 @@ def measure(spec: dict, constraints: Constraints | None = None,
             qat: bool = False) -> tuple[dict, str | None]:
     """Costs of a spec and the first violated constraint (None if feasible).
 
-    Stops at the first violation so an oversized model is never converted. The int8 model is
-    calibrated on random inputs: sizes, op set and arena do not depend on the ranges. With
-    ``qat`` the (untrained) QAT copy is converted, as training with QAT epochs will ship it:
-    its flatbuffer is measured larger than the post-training one (about 750 bytes and 350
-    arena bytes on a 2-condenser model), so checking the other would let a trained model
-    exceed the limits.
+    Stops at the first violation so an oversized model is never converted. Bytes, op set and
+    arena are those of a trained model of the spec (:func:`tinyspeech_tf.cost.int8_flatbuffer`,
+    the measurement of ``tinyspeech zoo``); ``qat`` as the budget has QAT epochs, since
+    training then ships the QAT copy, which converts larger than the post-training model.
     """
-    import numpy as np
-
-    from tinyspeech_tf import profile, quantize, tflm, zoo
+    from tinyspeech_tf import cost, profile, quantize, tflm, zoo
     from tinyspeech_tf._compat import keras
     from tinyspeech_tf.data import LABELS
 
@@ -307,20 +303,8 @@ def measure(spec: dict, constraints: Constraints | None = None,
     if reason := constraints.violation(costs):
         return costs, reason
     per_channel = spec.get("per_channel", PER_CHANNEL)
-    calib = quantize.random_representative(INPUT_SHAPE)
-    # Fresh weights have identical constants (zero biases, S = 1) that the converter stores
-    # once; trained ones differ, so measure with distinct random weights like a trained model.
-    rng = np.random.default_rng(0)
-    model.set_weights([(0.1 * rng.standard_normal(w.shape)).astype(w.dtype)
-                       for w in model.get_weights()])
     try:
-        if qat:
-            from tinyspeech_tf import qat as qat_mod
-
-            qat_model = qat_mod.quantize_model(model, per_channel=per_channel)
-            qat_mod.init_ranges(qat_model, model, calib)
-            model = qat_model
-        tflite = quantize.convert_int8(model, calib, allowed_ops=None, per_channel=per_channel)
+        tflite = cost.int8_flatbuffer(model, per_channel, qat=qat)
     except Exception as err:  # noqa: BLE001 - not convertible is not deployable: infeasible
         return costs, f"int8 conversion failed ({type(err).__name__}: {_one_line(err)})"
     costs["ops"] = quantize.op_set(tflite)

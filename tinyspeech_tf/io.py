@@ -33,3 +33,10 @@ def write_report(path: str | os.PathLike, report: dict, markdown: str) -> None:
     path = Path(path)
     write_atomic(path.with_suffix(".json"), json.dumps(report, indent=2) + "\n")
     write_atomic(path.with_suffix(".md"), markdown)
+
+
+def command_line(args) -> str:
+    """The ``tinyspeech`` command that ``args`` were parsed from (reports quote it)."""
+    import shlex
+
+    return " ".join(["tinyspeech", *(shlex.quote(a) for a in getattr(args, "_argv", []))])

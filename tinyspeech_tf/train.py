@@ -483,6 +483,8 @@ def train(config: TrainConfig, resume: bool = False, verbose: int = 1,
     }
     if config.spec is not None:
         metrics["spec"] = config.spec
+    else:
+        metrics["architecture"] = zoo.architecture(config.model, **config.model_kwargs)
     if teacher is not None:
         teacher_pred = teacher.probabilities(val_x).argmax(axis=1)
         metrics["distillation"] = {
@@ -533,6 +535,15 @@ def finished_metrics(config: TrainConfig) -> dict | None:
         same = dataclasses.replace(type(config).from_dict(saved), out=config.out) == config
     except (UserError, TypeError):
         same = False
+    if same and config.spec is None and "architecture" in metrics:
+        # A zoo preset may have changed since: the run must be of today's architecture.
+        from tinyspeech_tf import zoo
+
+        try:
+            same = metrics["architecture"] == zoo.architecture(config.model,
+                                                               **config.model_kwargs)
+        except (KeyError, TypeError):
+            same = False
     return metrics if same else None
 
 

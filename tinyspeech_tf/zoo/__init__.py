@@ -43,7 +43,7 @@ PAPER = {
 # Weight quantization granularity at int8 conversion, by model name (default: per channel).
 # TinySpeech-M is quantized per tensor: on a model this small the per-channel scales and zero
 # points are a fifth of the flatbuffer, and measured on `val` per-tensor loses no accuracy.
-PER_CHANNEL = {"tinyspeech_m": False, "ds_cnn_m": False}
+PER_CHANNEL = {"tinyspeech_m": False}
 
 
 def names() -> list[str]:
@@ -137,6 +137,30 @@ def load_spec(path_or_dict: str | os.PathLike | dict) -> tuple[dict, str]:
     return spec, where
 
 
+def architecture(name: str, **kwargs) -> dict:
+    """Every builder argument zoo model ``name`` is built with (its preset and ``kwargs`` over
+    the builder's defaults), as JSON values.
+
+    A run records it, so a run trained before a zoo preset changed is told apart from one of
+    today's architecture of the same name.
+    """
+    from tinyspeech_tf.zoo.ds_cnn import PRESETS as DS_CNN_PRESETS
+    from tinyspeech_tf.zoo.tinyspeech import PRESETS
+
+    fn, preset = _REGISTRY[name], {}
+    if name in PRESETS:
+        fn, preset = tinyspeech, PRESETS[name]
+    elif name in DS_CNN_PRESETS:
+        fn, preset = ds_cnn, DS_CNN_PRESETS[name]
+    params = inspect.signature(fn).parameters
+    args = {k: p.default for k, p in params.items()
+            if k not in _DATA_ARGS and p.default is not inspect.Parameter.empty}
+    args.update(preset)
+    args.update(kwargs)
+    args.pop("name", None)
+    return json.loads(json.dumps(args))
+
+
 def from_spec(path_or_dict: str | os.PathLike | dict,
               input_shape: Sequence[int] = (49, 10, 1), num_classes: int = 12):
     """Build the Keras model an architecture spec (file or dict) describes.
@@ -158,6 +182,6 @@ def from_spec(path_or_dict: str | os.PathLike | dict,
                         f"{message[:300]}") from None
 
 
-__all__ = ["get", "names", "builders", "load_spec", "from_spec", "SPEC_KEYS", "PAPER",
-           "PER_CHANNEL", "tinyspeech", "tinyspeech_x", "tinyspeech_y", "tinyspeech_z",
-           "tinyspeech_m", "tiny_conv", "ds_cnn"]
+__all__ = ["get", "names", "builders", "architecture", "load_spec", "from_spec", "SPEC_KEYS",
+           "PAPER", "PER_CHANNEL", "tinyspeech", "tinyspeech_x", "tinyspeech_y", "tinyspeech_z",
+           "tinyspeech_m", "tiny_conv", "ds_cnn", "ds_cnn_m"]
