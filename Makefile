@@ -42,7 +42,7 @@ train-real: $(STAMP)
 # RECIPE_MODELS -> reports/recipe.{json,md} (runs in runs/recipe/<variant>/, finished ones kept).
 RECIPE_MODELS ?= tinyspeech_m
 RECIPE_SEEDS ?= 3
-RECIPE_VARIANTS ?= baseline,distill,label_smoothing,spec_augment
+RECIPE_VARIANTS ?= baseline,distill,label_smoothing,spec_augment,time_shift_200ms,distill+label_smoothing
 
 recipe: $(STAMP)
 	$(VENV)/bin/tinyspeech recipe --data $(REAL) --models $(RECIPE_MODELS) \
@@ -127,7 +127,7 @@ explore: $(STAMP)
 # moves by points with the seed): runs/seeds/<name>_seed<s> (finished runs are kept) ->
 # reports/seeds.{json,md}. E.g. SEEDS_MODELS="tinyspeech_m runs/explore/specs/trial_12.json".
 SEEDS ?= 3
-SEEDS_MODELS ?= tinyspeech_m
+SEEDS_MODELS ?= tinyspeech_m reports/specs/stem_m.json ds_cnn_m tinyspeech_x
 SEEDS_ARGS ?=
 
 seeds: $(STAMP)

@@ -8,8 +8,8 @@ and any option given explicitly overrides the recipe's value.
 - ``real_plain``: for the few thousand real clips in ``../shared``: 150 cosine-decayed epochs +
   30 QAT epochs. ``tinyspeech recipe`` measures each of :data:`VARIANTS` against it.
 - ``real``: ``real_plain`` with the variants in :data:`ADOPTED`, the ones
-  ``reports/recipe.md`` shows helping on every seed. Every command that trains on real data
-  uses it by default.
+  ``reports/recipe.md`` shows helping on every seed, alone and on top of those adopted
+  before them. Every command that trains on real data uses it by default.
 """
 
 from __future__ import annotations
@@ -32,8 +32,12 @@ VARIANTS: dict[str, dict] = {
                      "freq_mask_coeffs": 2},
     "time_shift_200ms": {"time_shift_ms": 200.0},
 }
+# A change that helps alone is adopted once it also helps on top of the adopted ones: these
+# variants measure a candidate together with ADOPTED.
+VARIANTS["distill+label_smoothing"] = {**VARIANTS["distill"], **VARIANTS["label_smoothing"]}
 
-# The variants ``real`` adds to ``real_plain``: those reports/recipe.md shows helping.
+# The variants ``real`` adds to ``real_plain``: those reports/recipe.md shows helping alone and
+# on top of the ones adopted before them.
 ADOPTED: tuple[str, ...] = ("distill",)
 
 _REAL_PLAIN = {"epochs": 150, "lr_schedule": "cosine", "qat_epochs": 30}
