@@ -276,7 +276,8 @@ def train(config: TrainConfig, resume: bool = False, verbose: int = 1,
         raise UserError(f"unknown model {config.model!r}; choose one of: "
                         f"{', '.join(zoo.names())}")
     if _custom_loss(config):
-        from tinyspeech_tf import distill  # registers the loss a checkpoint is compiled with
+        # Registers the loss a checkpoint is compiled with, and serves the teacher below.
+        from tinyspeech_tf import distill
     out = Path(config.out)
     ckpt_dir = out / "checkpoints"
     state_path = ckpt_dir / "state.json"
@@ -332,20 +333,16 @@ def train(config: TrainConfig, resume: bool = False, verbose: int = 1,
     from tinyspeech_tf.data import AugmentConfig, SpecAugment, mask_features
     from tinyspeech_tf.features import model_features
 
-    teacher = None
+    teacher = teacher_val = None
     if config.teacher:
-        from tinyspeech_tf import distill
-
         teacher = distill.load_teacher(config.teacher, names, frontend, config.teacher_labels)
+        teacher_val = teacher.probabilities(val_x)
     augment = AugmentConfig(time_shift_ms=config.time_shift_ms)
     spec_masks = SpecAugment(config.time_masks, config.time_mask_frames, config.freq_masks,
-                        config.freq_mask_coeffs)
+                             config.freq_mask_coeffs)
     val_targets = val_y
     if _custom_loss(config):
-        from tinyspeech_tf import distill
-
-        val_targets = distill.targets(
-            val_y, None if teacher is None else teacher.probabilities(val_x)).numpy()
+        val_targets = distill.targets(val_y, teacher_val).numpy()
 
     def epoch_data(epoch: int):
         """Exactly the batches of ``epoch`` (a function of seed and epoch only), so a resumed
@@ -486,7 +483,7 @@ def train(config: TrainConfig, resume: bool = False, verbose: int = 1,
     else:
         metrics["architecture"] = zoo.architecture(config.model, **config.model_kwargs)
     if teacher is not None:
-        teacher_pred = teacher.probabilities(val_x).argmax(axis=1)
+        teacher_pred = teacher_val.argmax(axis=1)
         metrics["distillation"] = {
             "teacher": teacher.info.source, "teacher_kind": teacher.info.kind,
             "teacher_labels": list(teacher.info.labels), "alpha": config.distill_alpha,
