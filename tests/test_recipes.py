@@ -82,6 +82,18 @@ def test_recipe_study_reports_each_change_against_the_baseline(tmp_path, capsys)
     stamp = (run / "model_int8.tflite").stat().st_mtime_ns
     assert cli.main(argv) == 0
     assert (run / "model_int8.tflite").stat().st_mtime_ns == stamp
+    # A run whose folder is gone keeps its figures from the report of the same recipe, marked.
+    import shutil
+
+    shutil.rmtree(run)
+    assert cli.main(argv) == 0
+    kept = json.loads(report.with_suffix(".json").read_text())["rows"][1]["runs"][1]
+    assert not run.exists() and kept["from_report"] == report.with_suffix(".json").as_posix()
+    assert kept["int8_tflm"] == ls["runs"][1]["int8_tflm"]
+    assert f"{kept['int8_tflm']:.2%}*" in report.with_suffix(".md").read_text()
+    # ... but not when the base recipe differs (here: one more float epoch): it trains.
+    assert cli.main([*argv, "--epochs", "2"]) == 0
+    assert (run / "model_int8.tflite").is_file()
 
 
 def test_recipe_study_refuses_unknown_variants(tmp_path, capsys):

@@ -106,3 +106,27 @@ def test_finished_run_counts_only_for_todays_architecture(straight_run, tone_set
     assert finished_metrics(config) is not None
     monkeypatch.setitem(PRESETS, "tinyspeech_m", {**PRESETS["tinyspeech_m"], "head_channels": 24})
     assert finished_metrics(config) is None
+
+
+def test_frontend_option_trains_and_ships_that_resolution(tone_set, tmp_path, capsys):
+    """`--frontend honk_40x98` (the paper's input) reaches the model, the int8 file and the
+    run's frontend.json, which export and the C front-end read; unknown names are one line."""
+    from tinyspeech_tf import quantize
+    from tinyspeech_tf.features import FRONTENDS, FrontendConfig
+
+    out = tmp_path / "honk"
+    assert cli.main(["train", "--data", str(tone_set), "--out", str(out), "--frontend",
+                     "honk_40x98", "--epochs", "1", "--qat-epochs", "0", "--batch-size", "8",
+                     "--max-steps-per-epoch", "2"]) == 0
+    fe = FrontendConfig.from_json((out / "frontend.json").read_text())
+    assert fe == FRONTENDS["honk_40x98"] and fe.feature_shape == (98, 40)
+    io = quantize.io_quantization((out / "model_int8.tflite").read_bytes())
+    assert list(io["input_shape"]) == [1, 98, 40, 1]
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["frontend"] == {"name": "honk_40x98", "feature_shape": [98, 40]}
+    assert "98 frames x 40 coefficients" in (out / "MODEL_CARD.md").read_text()
+    capsys.readouterr()
+    assert cli.main(["train", "--data", str(tone_set), "--out", str(tmp_path / "x"),
+                     "--frontend", "bogus"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "unknown front-end 'bogus'" in err and "\n" not in err

@@ -254,3 +254,27 @@ def test_cli_zoo_readme_rewrites_only_its_block(tmp_path, capsys, monkeypatch):
     assert "needs exactly one <!-- zoo:start -->" in err and "\n" not in err
     assert main(["zoo", "--readme", str(readme), "--models", "tiny_conv"]) == 2
     assert "drop --models" in capsys.readouterr().err
+
+
+def test_cli_zoo_at_the_paper_resolution_writes_a_report(tmp_path, capsys):
+    """At Honk's 98 x 40 MFCCs TinySpeech-M keeps its weights but computes and stores far more
+    activations: the report quotes its command and the front-end it was measured at."""
+    base = tmp_path / "base"
+    honk = tmp_path / "honk"
+    assert main(["zoo", "--models", "tinyspeech_m", "--report", str(base)]) == 0
+    assert main(["zoo", "--models", "tinyspeech_m", "--frontend", "honk_40x98",
+                 "--report", str(honk)]) == 0
+    capsys.readouterr()
+    small = json.loads(base.with_suffix(".json").read_text())["models"]["tinyspeech_m"]
+    large = json.loads(honk.with_suffix(".json").read_text())
+    assert large["frontend"] == "honk_40x98" and "--frontend honk_40x98" in large["command"]
+    big = large["models"]["tinyspeech_m"]
+    assert big["params"] == small["params"]
+    assert big["macs"] > 4 * small["macs"] and big["arena_bytes"] > 2 * small["arena_bytes"]
+    assert "honk_40x98" in honk.with_suffix(".md").read_text()
+
+
+def test_cli_zoo_unknown_frontend_is_one_line(capsys):
+    assert main(["zoo", "--frontend", "bogus"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "unknown front-end 'bogus'" in err and "\n" not in err

@@ -149,6 +149,25 @@ class FrontendConfig:
 
 DEFAULT_CONFIG = FrontendConfig()
 
+# Named front-ends a run can train on (``TrainConfig.frontend``); the run's ``frontend.json``
+# then carries it to export, the C front-end and streaming, so nothing downstream needs the name.
+FRONTENDS: dict[str, FrontendConfig] = {
+    # MLPerf Tiny KWS: 40 ms window, 20 ms hop, 10 MFCCs -> 49 x 10 (the zoo's default).
+    "mlperf_10x49": DEFAULT_CONFIG,
+    # Honk, which the TinySpeech paper followed: 30 ms window, 10 ms hop, 40 MFCCs of 40 mel
+    # bands, 20 Hz-4 kHz -> 98 x 40 (Honk's 101 frames come from centre padding we do not do).
+    "honk_40x98": FrontendConfig(frame_step=160, num_mfcc=40),
+}
+
+
+def frontend_named(name: str) -> FrontendConfig:
+    """The front-end preset ``name``; unknown names fail in one line."""
+    try:
+        return FRONTENDS[name]
+    except KeyError:
+        raise UserError(f"unknown front-end {name!r}; choose one of: {', '.join(FRONTENDS)}") \
+            from None
+
 
 # ---- constant tables (numpy, float64 maths rounded once to float32) --------------------------
 def _hertz_to_mel(f: np.ndarray | float) -> np.ndarray:

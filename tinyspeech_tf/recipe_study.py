@@ -9,7 +9,10 @@ change tuned to the 487 val clips by a fraction of a point would not carry over 
 speakers.
 
 Runs go to ``RUNS/<variant>/<model>_seed<s>``; finished runs with exactly that configuration are
-reused (also when copied there from another folder), so the command resumes.
+reused (also when copied there from another folder), so the command resumes. A run whose
+folder is gone (run folders are not committed) keeps its figures from the existing report when
+that report measured exactly the same data, base recipe and change; the report marks it, so a
+new variant can be added without retraining every earlier one.
 """
 
 from __future__ import annotations
@@ -35,18 +38,57 @@ def _config(args: argparse.Namespace, model: str, variant: str, seed: int):
                        max_steps_per_epoch=args.max_steps_per_epoch, **fields)
 
 
+def _base(args: argparse.Namespace) -> dict:
+    """The base recipe's fields with the options given explicitly (e.g. --epochs) applied."""
+    from tinyspeech_tf import recipes
+    from tinyspeech_tf.train import recipe_fields
+
+    return {**recipes.get(BASE), **recipe_fields(args)}
+
+
+def _reported_runs(args: argparse.Namespace) -> dict:
+    """(model, variant, seed) -> run summary, from the report at ``args.report`` when it
+    measured the same data and base recipe (else empty); each marked with where it came from."""
+    import json
+
+    path = Path(args.report).with_suffix(".json")
+    try:
+        report = json.loads(path.read_text())
+        if report["data"] != args.data or report["base"] != _base(args):
+            return {}
+        return {(row["model"], row["variant"], run["seed"]):
+                {**run, "from_report": path.as_posix(), "changes": row["changes"]}
+                for row in report["rows"] for run in row["runs"]}
+    except (OSError, ValueError, KeyError, TypeError):
+        return {}
+
+
+def _summary(args: argparse.Namespace, model: str, variant: str, seed: int,
+             reported: dict) -> dict:
+    """Train or reuse the run; a run whose folder holds nothing keeps its reported figures."""
+    from tinyspeech_tf import recipes
+    from tinyspeech_tf.train import finished_metrics, run_summary
+
+    config = _config(args, model, variant, seed)
+    earlier = reported.get((model, variant, seed))
+    if (earlier is not None and earlier.pop("changes") == recipes.VARIANTS[variant]
+            and not Path(config.out).exists() and finished_metrics(config) is None):
+        return earlier
+    return run_summary(config)
+
+
 def study(args: argparse.Namespace) -> dict:
     """Train (or reuse) model x variant x seed; return the report."""
     from tinyspeech_tf import recipes
-    from tinyspeech_tf.train import run_summary
 
     seeds = list(range(args.seed, args.seed + args.seeds))
     variants = [BASELINE, *[v for v in args.variants if v != BASELINE]]
+    reported = _reported_runs(args)
     rows = []
     for model in args.models:
         base_accs = None
         for variant in variants:
-            runs = [run_summary(_config(args, model, variant, seed)) for seed in seeds]
+            runs = [_summary(args, model, variant, seed, reported) for seed in seeds]
             accs = [r["int8_tflm"] for r in runs]
             row = {"model": model, "variant": variant, "changes": recipes.VARIANTS[variant],
                    "runs": runs, "mean": sum(accs) / len(accs),
@@ -61,7 +103,7 @@ def study(args: argparse.Namespace) -> dict:
             rows.append(row)
     from tinyspeech_tf.io import command_line
 
-    return {"command": command_line(args), "data": args.data, "base": recipes.get(BASE),
+    return {"command": command_line(args), "data": args.data, "base": _base(args),
             "seeds": seeds, "rows": rows}
 
 
@@ -82,7 +124,9 @@ def to_markdown(report: dict) -> str:
              + "`; base recipe `"
              + BASE + "` (" + recipes.describe(report["base"]) + "); seeds "
              + ", ".join(map(str, seeds)) + ". Accuracy is int8 in TFLM on the validation "
-             "split; a change *helps* when its mean rises and it wins on every seed.", "",
+             "split; a change *helps* when its mean rises and it wins on every seed. "
+             "Figures marked * are kept from the earlier report of the same data, base recipe "
+             "and change (their run folders were not present).", "",
              "| model | variant | change | " + " | ".join(f"seed {s}" for s in seeds)
              + " | mean | Δ mean | seeds won | helps | train s (mean) |",
              "|---|---|---|" + "---:|" * (len(seeds) + 5)]
@@ -91,7 +135,8 @@ def to_markdown(report: dict) -> str:
         won = f"{row['seeds_won']}/{len(seeds)}" if "seeds_won" in row else "-"
         helps = ("yes" if row["helps"] else "no") if "helps" in row else "-"
         lines.append(f"| {row['model']} | {row['variant']} | {_changes(row['changes'])} | "
-                     + " | ".join(f"{r['int8_tflm']:.2%}" for r in row["runs"])
+                     + " | ".join(f"{r['int8_tflm']:.2%}" + ("*" if "from_report" in r else "")
+                                  for r in row["runs"])
                      + f" | **{row['mean']:.2%}** | {delta} | {won} | {helps} "
                      f"| {row['train_seconds_mean']:.0f} |")
     return "\n".join(lines + [""])
