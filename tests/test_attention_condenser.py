@@ -110,8 +110,8 @@ def test_converts_to_condenser_ops_only(f_mode):
 @pytest.mark.parametrize("f_mode", ["multiply", "residual"])
 def test_layer_and_functional_forms_compute_the_same(f_mode):
     """The zoo's stock-layer graph and the single layer share weights layout and maths."""
-    from tinyspeech_tf import profile
     from tinyspeech_tf.layers import attention_condenser
+    from tinyspeech_tf.zoo import profile
 
     kwargs = dict(embedding="depthwise", f_mode=f_mode, use_batch_norm=True, scale_init=0.6)
     inputs = keras.Input((25, 5, 4))

@@ -297,8 +297,8 @@ def test_variant_options_name_spec_options_pruning_and_compression():
 
 
 def test_rows_without_a_run_are_sized_like_tinyspeech_zoo():
-    """A zoo model without a run gets the size `tinyspeech zoo` reports (tinyspeech_tf.cost),
-    that of a trained model of the architecture."""
+    """A zoo model without a run gets the size `tinyspeech zoo` reports
+    (tinyspeech_tf.quantize.cost), that of a trained model of the architecture."""
     from tinyspeech_tf import tflm, zoo_report
 
     costs, tflite = bench.probe_architecture("tiny_conv")

@@ -8,9 +8,10 @@ import pytest
 from conftest import fails_one_line
 from tiny_export import make_run, write_tone_set
 
-from tinyspeech_tf import compress, quantize, tflm, zoo
+from tinyspeech_tf import quantize, tflm, zoo
 from tinyspeech_tf._compat import keras
 from tinyspeech_tf.cli import main
+from tinyspeech_tf.quantize import lut as compress
 
 
 @functools.cache
@@ -148,7 +149,7 @@ def test_cluster_bits_needs_qat_and_a_sane_width(tmp_path, capsys):
 
 
 def test_kmeans_keeps_zero_and_at_most_k_centroids():
-    from tinyspeech_tf.clustering import _kmeans
+    from tinyspeech_tf.quantize.clustering import _kmeans
 
     values = np.random.default_rng(0).standard_normal(500)
     centres = _kmeans(values, 8)

@@ -123,3 +123,34 @@ def test_spec_augment_masks_are_seeded_spans_of_bounded_width():
     off = mask_features(x, SpecAugment(), seed=3, epoch=4, batch=5).numpy()
     np.testing.assert_array_equal(off, x.numpy())
     assert not SpecAugment().active and masks.active
+
+
+def test_stream_windows_are_labelled_by_what_they_hold() -> None:
+    """With every example a stream window (no shift, no noise), each window's label follows
+    the energy of the word burst it holds: whole -> the word, a fragment -> _unknown_,
+    nothing -> _silence_; the same seed gives the same batch."""
+    from tinyspeech_tf._compat import tf
+    from tinyspeech_tf.data.augment import PARTIAL, WHOLE, stream_windows
+
+    rate = 16000
+    burst = (0.3 * np.sin(2 * np.pi * 440 * np.arange(4000) / rate)).astype(np.float32)
+    yes, silence, unknown = LABELS.index("yes"), LABELS.index("_silence_"), \
+        LABELS.index("_unknown_")
+    word = np.zeros(rate, np.float32)
+    word[6000:10000] = burst
+    waves = np.stack([word, np.zeros(rate, np.float32)] * 8)
+    labels = np.array([yes, silence] * 8, np.int32)
+    seen = set()
+    for k in range(12):
+        key = tf.constant([k, 3], tf.int64)
+        x, y = stream_windows(tf.constant(waves), tf.constant(labels), key, 1.0, silence,
+                              unknown)
+        x2, _ = stream_windows(tf.constant(waves), tf.constant(labels), key, 1.0, silence,
+                               unknown)
+        np.testing.assert_array_equal(x.numpy(), x2.numpy())
+        for window, label in zip(x.numpy(), y.numpy(), strict=True):
+            share = float(np.sum(window ** 2) / np.sum(burst ** 2))
+            expected = yes if share >= WHOLE else unknown if share >= PARTIAL else silence
+            assert label == expected, (share, label)
+            seen.add(int(label))
+    assert seen == {yes, unknown, silence}

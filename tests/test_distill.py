@@ -10,11 +10,11 @@ import pytest
 from conftest import fails_one_line, require_shared
 from tiny_export import write_tone_set
 
-from tinyspeech_tf import distill, quantize
+from tinyspeech_tf import quantize
 from tinyspeech_tf._compat import keras, tf
 from tinyspeech_tf.data import LABELS, write_labels
 from tinyspeech_tf.features import DEFAULT_CONFIG
-from tinyspeech_tf.train import TrainConfig, train
+from tinyspeech_tf.train import TrainConfig, distill, train
 
 SHAPE = (*DEFAULT_CONFIG.feature_shape, 1)
 # The constant teacher's order: LABELS reversed, so a wrong column mapping shows.
@@ -107,8 +107,7 @@ def test_mlperf_reference_teacher_scores_real_clips():
     shared = require_shared("models", "mlperf_tiny_kws_ref_float32.tflite")
     data = require_shared("data", "speech_commands_v0.02_real")
     from tinyspeech_tf import data as data_mod
-    from tinyspeech_tf import recipes
-    from tinyspeech_tf.train import features_of
+    from tinyspeech_tf.train import features_of, recipes
 
     val = data_mod.load(str(data)).split("validation")
     teacher = distill.load_teacher(shared, val.label_names, DEFAULT_CONFIG,

@@ -106,7 +106,7 @@ def test_two_workers_share_one_study(tone_set, tmp_path):
             assert key in member
     # The front is what it claims: no evaluated architecture dominates a member.
     for member in report["front"]:
-        assert not any(explore._dominates(r, member) for r in evaluated.values())
+        assert not any(explore.pareto._dominates(r, member) for r in evaluated.values())
 
     spec_files = sorted((out / "specs").glob("trial_*.json"))
     assert {p.name for p in spec_files} == {f"trial_{n}.json" for n in evaluated}
@@ -378,11 +378,11 @@ def test_bad_start_from_is_one_line(start, fragment, tmp_path, capsys):
 
 
 def test_feasibility_check_measures_like_tinyspeech_zoo():
-    """explore prunes on the measurement `tinyspeech zoo` reports (tinyspeech_tf.cost): the
+    """explore prunes on the measurement `tinyspeech zoo` reports (tinyspeech_tf.quantize.cost): the
     search's M is measured at the zoo's M bytes and arena, i.e. those of a trained M."""
     import optuna
 
-    from tinyspeech_tf import cost
+    from tinyspeech_tf.quantize import cost
 
     constraints = explore.Constraints(tflm_ops=True, batch_norm=False)
     spec = explore.sample_spec(optuna.trial.FixedTrial(

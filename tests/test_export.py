@@ -24,7 +24,7 @@ from tiny_export import make_run
 from tinyspeech_tf import cli, quantize, tflm
 from tinyspeech_tf.audio import write_wav
 from tinyspeech_tf.errors import UserError
-from tinyspeech_tf.export import command as E
+from tinyspeech_tf.export import bundle as E
 from tinyspeech_tf.export import headers as H
 from tinyspeech_tf.export.c_array import c_float, c_string, parse_byte_array, parse_int_array
 from tinyspeech_tf.frontend_c import ARM_FLAGS, COMMON_DIR, fnv1a32

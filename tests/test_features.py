@@ -193,7 +193,8 @@ def test_npy_cache_computes_once(tmp_path, monkeypatch) -> None:
 def test_bench_without_shared_is_one_line_user_error(tmp_path, monkeypatch) -> None:
     import argparse
 
-    from tinyspeech_tf import frontend_bench, frontend_c
+    from tinyspeech_tf import frontend_c
+    from tinyspeech_tf.apps import bench_frontend as frontend_bench
 
     monkeypatch.setattr(frontend_c, "shared_dir", lambda: tmp_path / "no-shared")
     parser = argparse.ArgumentParser()

@@ -5,7 +5,7 @@
    model input and answers with scripted scores. tests/fixtures/runner_harness.cc streams audio
    through it; every model input must equal the host C front-end's window (and the Python
    front-end's within 1 LSB), the windows, timestamps and invoke count must follow the
-   documented cadence, and the smoother results must equal ``tinyspeech_tf.smoother.run``.
+   documented cadence, and the smoother results must equal ``tinyspeech_tf.stream.smoother.run``.
    The same harness runs on QEMU (Cortex-M4) and must print exactly what the host prints.
 2. ``firmware/qemu/main_smoother.c`` runs the streaming front-end on an export's golden clip
    and the C smoother on the scores TFLM gives for a stream around that clip, on QEMU and the
@@ -28,13 +28,13 @@ from conftest import REPO_ROOT, require_tools
 from tiny_export import make_export, tone
 
 from tinyspeech_tf import firmware_build as FB
-from tinyspeech_tf import smoother
 from tinyspeech_tf.audio import to_int16
 from tinyspeech_tf.data import LABELS
 from tinyspeech_tf.export.c_array import parse_int_array
 from tinyspeech_tf.features import DEFAULT_CONFIG as FE
 from tinyspeech_tf.features import quantize
 from tinyspeech_tf.frontend_c import COMMON_DIR, HostFrontend, build_host_library, fnv1a32
+from tinyspeech_tf.stream import smoother
 
 pytestmark = pytest.mark.firmware
 
@@ -217,8 +217,15 @@ def _parse_stream(out: str) -> tuple[list[np.ndarray], list[tuple]]:
 
 
 # ---- compile checks ------------------------------------------------------------------------------
+# A run with a chosen detector (stream-tune) defines TINYSPEECH_DETECTOR_* in model_settings.h.
+DETECTOR_DEFINES = ["TINYSPEECH_DETECTOR_STRIDE_FRAMES=5", "TINYSPEECH_DETECTOR_THRESHOLD=180",
+                    "TINYSPEECH_DETECTOR_WINDOW_MS=500", "TINYSPEECH_DETECTOR_MIN_COUNT=2",
+                    "TINYSPEECH_DETECTOR_SUPPRESSION_MS=1500"]
+
+
 @pytest.mark.parametrize("target,defines", [("host", []), ("qemu", []),
-                                            ("qemu", ["KWS_RUNNER_NO_SELF_TEST"])])
+                                            ("qemu", ["KWS_RUNNER_NO_SELF_TEST"]),
+                                            ("host", DETECTOR_DEFINES)])
 def test_runner_compiles_warning_free(export_dir, tmp_path, target, defines) -> None:
     """g++ and arm-none-eabi-g++ -mcpu=cortex-m4 ... -fno-exceptions -fno-rtti, -Werror."""
     require_tools("g++" if target == "host" else "arm-none-eabi-g++")

@@ -3,9 +3,10 @@
 import numpy as np
 import pytest
 
-from tinyspeech_tf import qat, quantize, tflm, zoo
+from tinyspeech_tf import quantize, tflm, zoo
 from tinyspeech_tf._compat import keras
 from tinyspeech_tf.features import quantize as quantize_features
+from tinyspeech_tf.quantize import qat
 
 
 def _data(n=96, seed=0):

@@ -11,8 +11,9 @@ import pytest
 from conftest import fails_one_line
 from tiny_export import write_tone_set
 
-from tinyspeech_tf import cli, recipes
-from tinyspeech_tf.train import TrainConfig, add_recipe_arguments, recipe_fields
+from tinyspeech_tf import cli
+from tinyspeech_tf.apps.common import add_recipe_arguments, recipe_fields
+from tinyspeech_tf.train import TrainConfig, recipes
 
 
 def _args(*argv: str) -> argparse.Namespace:

@@ -22,6 +22,7 @@ from tinyspeech_tf import stream as S
 from tinyspeech_tf.audio import read_wav, write_wav
 from tinyspeech_tf.data.protocol import LABELS, SILENCE, UNKNOWN, WORDS
 from tinyspeech_tf.features import DEFAULT_CONFIG, features_from_samples, quantize
+from tinyspeech_tf.stream import detect as D
 
 RATE = 16000
 # Tone frequency of each label's fake "word" in the generated clips (distinct, FFT-resolvable).
@@ -48,7 +49,7 @@ def _signal(seconds: float, seed: int = 0) -> np.ndarray:
 # ---- framing ---------------------------------------------------------------------------------
 def test_windows_are_the_features_of_their_1s_slices(monkeypatch) -> None:
     x = _signal(3.3)
-    monkeypatch.setattr(S, "_CHUNK_FRAMES", 37)  # chunk edges fall inside windows
+    monkeypatch.setattr(D, "_CHUNK_FRAMES", 37)  # chunk edges fall inside windows
     frames = S.stream_frames(x, DEFAULT_CONFIG)
     assert len(frames) == 1 + (len(x) - 480) // 320
     stride = S.stride_frames(40, DEFAULT_CONFIG)

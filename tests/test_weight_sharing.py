@@ -11,8 +11,10 @@ import json
 import numpy as np
 import pytest
 
-from tinyspeech_tf import compress, qat, quantize, tflm, zoo
+from tinyspeech_tf import quantize, tflm, zoo
 from tinyspeech_tf._compat import keras
+from tinyspeech_tf.quantize import lut as compress
+from tinyspeech_tf.quantize import qat
 
 # kwargs -> (distinct weight buffers, sorted consumer counts of the shared weight tensors).
 # M stores 12 filters: stem, 3 x (depthwise, pointwise, projection), head, dense.

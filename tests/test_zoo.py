@@ -6,10 +6,11 @@ import json
 import numpy as np
 import pytest
 
-from tinyspeech_tf import profile, quantize, tflm, zoo
+from tinyspeech_tf import quantize, tflm, zoo
 from tinyspeech_tf._compat import keras
 from tinyspeech_tf.cli import main
 from tinyspeech_tf.errors import UserError
+from tinyspeech_tf.zoo import profile
 
 ALL = ["tinyspeech_x", "tinyspeech_y", "tinyspeech_z", "tinyspeech_m", "tiny_conv", "ds_cnn",
        "ds_cnn_m"]
@@ -60,8 +61,8 @@ def test_tinyspeech_networks_have_no_batch_norm_anywhere(name):
 
 def _trained_like_qat_int8(name: str) -> bytes:
     """The int8 flatbuffer a QAT-trained model of this architecture converts to: the
-    measurement ``tinyspeech zoo`` reports (tinyspeech_tf.cost)."""
-    from tinyspeech_tf import cost
+    measurement ``tinyspeech zoo`` reports (tinyspeech_tf.quantize.cost)."""
+    from tinyspeech_tf.quantize import cost
 
     return cost.int8_flatbuffer(zoo.get(name), cost.per_channel(name))
 
@@ -159,7 +160,7 @@ def test_default_attention_mode_is_the_measured_winner():
     """The zoo's default F mode is the one the committed ablation report chose."""
     import inspect
 
-    from tinyspeech_tf import ablation
+    from tinyspeech_tf.studies import ablation
 
     report = ablation.load_report()
     if report is None:
@@ -216,15 +217,15 @@ def _shared_constants(tflite_bytes: bytes) -> int:
 
 @pytest.mark.parametrize("name", ["tinyspeech_m", "ds_cnn_m"])
 def test_zoo_cost_is_the_trained_models(name, tone_set, tmp_path, capsys):
-    """`tinyspeech zoo` (and explore and bench, through tinyspeech_tf.cost) reports for the
+    """`tinyspeech zoo` (and explore and bench, through tinyspeech_tf.quantize.cost) reports for the
     untrained architecture the bytes, arena and ops of the model training ships."""
-    from tinyspeech_tf import cost
+    from tinyspeech_tf.quantize import cost
 
     trained = _briefly_trained(name, tone_set, tmp_path / name)
     # Trained far enough that no two constants are equal, as after a full run; fewer steps
     # leave S vectors on identical int8 values, which would be stored once.
     assert _shared_constants(trained) == 0
-    # No float work on the board: no requantization of the input (see tinyspeech_tf.cost).
+    # No float work on the board: no requantization of the input (see tinyspeech_tf.quantize.cost).
     assert not {"QUANTIZE", "DEQUANTIZE"} & set(quantize.op_set(trained))
     assert main(["zoo", "--json", "--models", name]) == 0
     row = json.loads(capsys.readouterr().out)[name]

@@ -1,8 +1,8 @@
 """The ``tinyspeech`` console script.
 
-Each sub-command lives in its own module exposing ``add_arguments(parser)`` and
-``run(args) -> int``; modules are imported only when their command runs, so ``--help`` stays
-fast and TensorFlow loads only when needed.
+Each sub-command lives in its own module of :mod:`tinyspeech_tf.apps` exposing
+``add_arguments(parser)`` and ``run(args) -> int``; the library's heavy modules (TensorFlow)
+load only when a command runs, so ``--help`` stays fast.
 """
 
 from __future__ import annotations
@@ -15,31 +15,34 @@ from tinyspeech_tf.errors import UserError
 
 # name -> (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
-    "zoo": ("tinyspeech_tf.zoo_report", "table of zoo models: params, MACs, ops, bytes, arena"),
+    "zoo": ("tinyspeech_tf.apps.zoo", "table of zoo models: params, MACs, ops, bytes, arena"),
     "bench-frontend": (
-        "tinyspeech_tf.frontend_bench",
+        "tinyspeech_tf.apps.bench_frontend",
         "front-end parity and speed: Python vs C features, oracle accuracy",
     ),
-    "train": ("tinyspeech_tf.train", "train a zoo model, convert to int8, evaluate in TFLM"),
-    "evaluate": ("tinyspeech_tf.evaluate", "int8 accuracy of a .tflite model in TFLM on a dataset"),
-    "ablate-fmode": ("tinyspeech_tf.ablation",
+    "train": ("tinyspeech_tf.apps.train", "train a zoo model, convert to int8, evaluate in TFLM"),
+    "evaluate": ("tinyspeech_tf.apps.evaluate",
+                 "int8 accuracy of a .tflite model in TFLM on a dataset"),
+    "ablate-fmode": ("tinyspeech_tf.apps.ablate_fmode",
                      "train both selective-attention modes and report which wins"),
-    "seeds": ("tinyspeech_tf.seeds",
+    "seeds": ("tinyspeech_tf.apps.seeds",
               "train architectures by one recipe over several seeds; compare their means"),
-    "recipe": ("tinyspeech_tf.recipe_study",
+    "recipe": ("tinyspeech_tf.apps.recipe",
                "measure changes to the real-data recipe one at a time over several seeds"),
-    "dataset": ("tinyspeech_tf.dataset_cli", "make the offline synthetic set; inspect datasets"),
-    "export-tflite": ("tinyspeech_tf.export.command",
+    "dataset": ("tinyspeech_tf.apps.dataset", "make the offline synthetic set; inspect datasets"),
+    "export-tflite": ("tinyspeech_tf.apps.export_tflite",
                       "a trained run -> model_data.cc, model_settings.h, op_resolver.h, golden.h"),
-    "stream": ("tinyspeech_tf.stream",
+    "stream": ("tinyspeech_tf.apps.stream",
                "detect keywords in a long wav as the board does; score against a label track"),
-    "stream-make": ("tinyspeech_tf.stream_make",
+    "stream-make": ("tinyspeech_tf.apps.stream_make",
                     "build a long test stream from held-out clips over noise, with its track"),
-    "bench": ("tinyspeech_tf.bench",
+    "stream-tune": ("tinyspeech_tf.apps.stream_tune",
+                    "choose the detector on one stream, test it on another, per stride"),
+    "bench": ("tinyspeech_tf.apps.bench",
               "zoo vs peer int8 models: accuracy, size, arena, interleaved TFLM latency"),
-    "compress": ("tinyspeech_tf.compress",
+    "compress": ("tinyspeech_tf.apps.compress",
                  "cluster a run's int8 weights and TFLM LUT-compress them; score and check"),
-    "explore": ("tinyspeech_tf.explore",
+    "explore": ("tinyspeech_tf.apps.explore",
                 "search TinySpeech architectures under params/bytes/arena/op limits (optuna)"),
 }
 

@@ -1,4 +1,4 @@
-"""``tinyspeech evaluate``: int8 accuracy of any 49x10-MFCC model in the TFLM interpreter.
+"""int8 accuracy in the TFLM interpreter: the one code path every model is scored with.
 
 Works for our run directories' models and for foreign ones (the MLPerf Tiny and MicroNet
 models), given their label order: data labels are mapped to the model's by name, with
@@ -7,86 +7,106 @@ models), given their label order: data labels are mapped to the model's by name,
 
 from __future__ import annotations
 
-import argparse
-import json
 import os
 from pathlib import Path
+
+import numpy as np
 
 from tinyspeech_tf.errors import UserError
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("model", help="int8 .tflite file with a [1, 49, 10, 1] input")
-    parser.add_argument("--data", required=True,
-                        help="dataset folder or source (see `tinyspeech dataset info`)")
-    parser.add_argument("--split", default="validation",
-                        help="split to score when the source has several (default validation)")
-    parser.add_argument("--labels", default=None,
-                        help="the model's label order: a labels.txt path or a comma-separated "
-                             "list (default: labels.txt beside the model)")
-    parser.add_argument("--json", default=None, metavar="PATH", help="also write the report here")
+def features_of(waveforms: np.ndarray, frontend) -> np.ndarray:
+    """[N, frames, mfcc, 1] float32 model inputs for a batch of 1 s waveforms."""
+    from tinyspeech_tf.features import features_from_samples
+
+    return features_from_samples(waveforms, frontend)[..., None]
 
 
-def model_labels(model_path: Path, labels: str | None) -> tuple[str, ...]:
-    """The model's output label order from --labels or the run directory's labels.txt."""
-    from tinyspeech_tf.data import read_labels
+def accuracy_report(labels: np.ndarray, predicted: np.ndarray, names: tuple[str, ...]) -> dict:
+    """Accuracy, per-class accuracy (None for a class without examples) and the confusion."""
+    n = len(names)
+    confusion = np.zeros((n, n), dtype=np.int64)
+    np.add.at(confusion, (labels, predicted), 1)
+    per_class = {name: (float(confusion[i, i] / confusion[i].sum()) if confusion[i].sum()
+                        else None) for i, name in enumerate(names)}
+    return {"accuracy": float(np.mean(labels == predicted)) if len(labels) else 0.0,
+            "examples": int(len(labels)), "per_class": per_class,
+            "confusion": confusion.tolist()}
+
+
+def evaluate_int8(tflite_bytes: bytes, features: np.ndarray, labels: np.ndarray,
+                  names: tuple[str, ...]) -> dict:
+    """Accuracy of an int8 model in the TFLM interpreter on float features."""
+    from tinyspeech_tf import quantize, tflm
+    from tinyspeech_tf.features import quantize as quantize_features
+
+    io = quantize.io_quantization(tflite_bytes)
+    q = quantize_features(features, io["input_scale"], io["input_zero_point"])
+    scores = tflm.run_tflm(tflite_bytes, q)
+    return accuracy_report(labels, scores.argmax(axis=1), names)
+
+
+class ValSet:
+    """The validation split, loaded once; features cached per front-end config."""
+
+    def __init__(self, data: str):
+        from tinyspeech_tf import data as data_mod
+
+        self.data = data
+        self.split = data_mod.load(data, splits=("validation",)).split("validation")
+        self._features: dict[str, np.ndarray] = {}
+
+    def features(self, frontend) -> np.ndarray:
+        key = frontend.digest()
+        if key not in self._features:
+            self._features[key] = features_of(self.split.waveforms, frontend)
+        return self._features[key]
+
+    def labels_for(self, names: tuple[str, ...]) -> np.ndarray:
+        from tinyspeech_tf import data as data_mod
+
+        return data_mod.remap_labels(self.split, names).labels
+
+
+def int8_accuracy(tflite_bytes: bytes, val: ValSet, names: tuple[str, ...],
+                  frontend) -> tuple[float | None, str]:
+    """(accuracy, "") or (None, why not) of a model on ``val``."""
+    from tinyspeech_tf import quantize
     from tinyspeech_tf.data.protocol import canonical_label
 
-    if labels is None:
-        beside = model_path.with_name("labels.txt")
-        if not beside.exists():
-            raise UserError(f"{model_path}: no labels.txt beside it; give the model's label "
-                            "order with --labels (a file or a comma-separated list)")
-        names = read_labels(beside)
-    elif os.path.exists(labels):
-        names = read_labels(labels)
-    else:
-        names = tuple(n.strip() for n in labels.split(",") if n.strip())
-    return tuple(canonical_label(n) for n in names)
+    io = quantize.io_quantization(tflite_bytes)
+    expected = [1, *frontend.feature_shape, 1]
+    if io["input_shape"] != expected:
+        return None, (f"input {io['input_shape']} is not {expected} "
+                      f"({frontend.feature_shape[0]}x{frontend.feature_shape[1]} MFCC)")
+    names = tuple(canonical_label(n) for n in names)
+    if len(names) != io["output_shape"][-1]:
+        return None, f"{io['output_shape'][-1]} outputs but {len(names)} labels known"
+    report = evaluate_int8(tflite_bytes, val.features(frontend), val.labels_for(names), names)
+    return report["accuracy"], ""
 
 
 def evaluate(model_path: str | os.PathLike, data: str, split: str = "validation",
              labels: str | None = None) -> dict:
-    """Score an int8 model on a dataset split in TFLM; returns accuracy, per class, confusion."""
+    """Score an int8 model (a ``.tflite`` or a run directory) on a dataset split in TFLM;
+    returns accuracy, per class, confusion. The front-end is the model's frontend.json when it
+    has one beside it, else the MLPerf default."""
     from tinyspeech_tf import data as data_mod
-    from tinyspeech_tf import quantize
-    from tinyspeech_tf.features import DEFAULT_CONFIG
-    from tinyspeech_tf.train import evaluate_int8, features_of
+    from tinyspeech_tf.runs import read_run
 
     path = Path(model_path)
-    if not path.is_file():
+    if not path.exists():
         raise UserError(f"{path}: no such model file")
-    tflite_bytes = path.read_bytes()
-    try:
-        io = quantize.io_quantization(tflite_bytes)
-    except (ValueError, RuntimeError) as err:
-        raise UserError(f"{path}: not a readable .tflite model ({err})") from None
-    expected = [1, *DEFAULT_CONFIG.feature_shape, 1]
-    if io["input_shape"] != expected:
-        raise UserError(f"{path}: input shape {io['input_shape']}, expected {expected} "
-                        "(49x10 MFCC)")
-    names = model_labels(path, labels)
-    if len(names) != io["output_shape"][-1]:
-        raise UserError(f"{path}: {io['output_shape'][-1]} outputs but {len(names)} labels "
-                        "given; fix --labels")
+    model = read_run(path, labels, allow_file=True)
+    names = model.labels
+    model.io  # noqa: B018 - checks I/O against labels and front-end, one line if they differ
     source = data_mod.load(data)
     chosen = source.split(split)
     missing = [n for n in chosen.label_names if n not in names]
     if missing:
         raise UserError(f"data labels {missing} are not among the model's labels {names}")
     mapped = data_mod.remap_labels(chosen, names)
-    features = features_of(mapped.waveforms, DEFAULT_CONFIG)
-    report = evaluate_int8(tflite_bytes, features, mapped.labels, names)
+    features = features_of(mapped.waveforms, model.frontend)
+    report = evaluate_int8(model.tflite, features, mapped.labels, names)
     report.update(model=str(path), data=str(data), split=split, labels=list(names))
     return report
-
-
-def run(args: argparse.Namespace) -> int:
-    report = evaluate(args.model, args.data, args.split, args.labels)
-    print(f"{report['model']}: int8 (TFLM) accuracy {report['accuracy']:.2%} on "
-          f"{report['examples']} {report['split']} examples")
-    for name, acc in report["per_class"].items():
-        print(f"  {name:<10} {'-' if acc is None else f'{acc:.1%}'}")
-    if args.json:
-        Path(args.json).write_text(json.dumps(report, indent=2))
-    return 0

@@ -140,12 +140,6 @@ class FrontendConfig:
         """Short stable hash; keys feature caches so a changed config never reuses stale data."""
         return hashlib.sha256(self.to_json().encode()).hexdigest()[:12]
 
-    def to_c_header(self) -> str:
-        """The config plus all generated C tables (see tinyspeech_tf.frontend_c)."""
-        from tinyspeech_tf.frontend_c import generate_header
-
-        return generate_header(self)
-
 
 DEFAULT_CONFIG = FrontendConfig()
 

@@ -8,10 +8,6 @@ Cortex-M4 code size, host microseconds per frame of the C, and batched TF clips 
 
 from __future__ import annotations
 
-import argparse
-import json
-import os
-import tempfile
 import time
 import warnings
 from pathlib import Path
@@ -26,12 +22,6 @@ MLPERF_LABELS = ["down", "go", "left", "no", "off", "on", "right", "stop", "up",
 VAL_SUBDIR = ("data", "speech_commands_v0.02_real", "val")
 MICRO_SPEECH_SUBDIR = ("data", "micro_speech_testdata")
 ORACLE_MODEL = ("models", "mlperf_tiny_kws_ref_int8.tflite")
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--json", metavar="PATH", help="also write the results as JSON here")
-    parser.add_argument("--build-dir", metavar="DIR",
-                        help="where to build the C (default: a temporary directory)")
 
 
 def label_index(dir_name: str) -> int:
@@ -196,25 +186,3 @@ def format_report(r: dict[str, Any]) -> str:
     if "qemu_int8_hash_matches_python" in r:
         lines.insert(8, f"QEMU int8 hash == Python   {r['qemu_int8_hash_matches_python']}")
     return "\n".join(lines)
-
-
-def run(args: argparse.Namespace) -> int:
-    from tinyspeech_tf.frontend_c import shared_dir
-
-    shared = shared_dir()
-    if not shared.joinpath(*VAL_SUBDIR).is_dir():
-        raise UserError(f"../shared data not found ({shared.joinpath(*VAL_SUBDIR)}); "
-                        "the bench needs the shared validation clips beside the repository")
-    if args.build_dir:
-        result = measure(shared, Path(args.build_dir))
-    else:
-        with tempfile.TemporaryDirectory(prefix="tinyspeech-frontend-") as tmp:
-            result = measure(shared, Path(tmp))
-    print(format_report(result))
-    if args.json:
-        path = Path(args.json)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp_path = f"{path}.tmp{os.getpid()}"
-        Path(tmp_path).write_text(json.dumps(result, indent=2, sort_keys=True) + "\n")
-        os.replace(tmp_path, path)
-    return 0

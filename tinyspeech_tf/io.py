@@ -1,4 +1,4 @@
-"""Atomic file output shared by every stage that writes artifacts.
+"""Atomic file output shared by every stage that writes artifacts, and the paths they show.
 
 Why: an interrupted run, export or report must never leave half a file where firmware, a
 resumed run or a reader would pick it up, so everything is written to a temporary file beside
@@ -40,3 +40,20 @@ def command_line(args) -> str:
     import shlex
 
     return " ".join(["tinyspeech", *(shlex.quote(a) for a in getattr(args, "_argv", []))])
+
+
+def display_path(path: str | os.PathLike) -> str:
+    """A path for banners, reports and manifests: as given if relative, else relative to the
+    working directory, else only its name, so no file records this machine's layout.
+
+    Deliberately independent of where the package is installed (a site-packages install has no
+    repository around it).
+    """
+    text = os.fspath(path)
+    if not os.path.isabs(text):
+        return Path(os.path.normpath(text)).as_posix()
+    p = Path(text).resolve()
+    cwd = Path.cwd().resolve()
+    if cwd.parent != cwd and p.is_relative_to(cwd):  # never relative to "/"
+        return p.relative_to(cwd).as_posix()
+    return p.name

@@ -198,6 +198,12 @@ void kws_runner_default_config(kws_runner_config_t* config)
     }
     config->invoke_every_frames = KWS_RUNNER_DEFAULT_INVOKE_EVERY;
     kws_recognizer_default_config(&config->smoother);
+#ifdef TINYSPEECH_DETECTOR_THRESHOLD
+    config->smoother.detection_threshold = TINYSPEECH_DETECTOR_THRESHOLD;
+    config->smoother.average_window_ms = TINYSPEECH_DETECTOR_WINDOW_MS;
+    config->smoother.minimum_count = TINYSPEECH_DETECTOR_MIN_COUNT;
+    config->smoother.suppression_ms = TINYSPEECH_DETECTOR_SUPPRESSION_MS;
+#endif
     config->smoother.silence_index = TINYSPEECH_SILENCE_INDEX;
 }
 

@@ -54,7 +54,11 @@
 #include "tensorflow/lite/micro/micro_interpreter.h"
 
 #ifndef KWS_RUNNER_DEFAULT_INVOKE_EVERY
+#ifdef TINYSPEECH_DETECTOR_STRIDE_FRAMES /* the run's chosen detector (model_settings.h) */
+#define KWS_RUNNER_DEFAULT_INVOKE_EVERY TINYSPEECH_DETECTOR_STRIDE_FRAMES
+#else
 #define KWS_RUNNER_DEFAULT_INVOKE_EVERY 2 /* frames (x 20 ms) between inferences */
+#endif
 #endif
 #ifndef KWS_RUNNER_SCORE_TOLERANCE
 #define KWS_RUNNER_SCORE_TOLERANCE 0 /* LSB the self-test accepts between scores */
@@ -129,7 +133,9 @@ typedef struct {
 } kws_runner_t;
 
 /* invoke_every_frames = KWS_RUNNER_DEFAULT_INVOKE_EVERY; the smoother's micro_speech defaults
- * (recognize_commands.h) with silence_index = TINYSPEECH_SILENCE_INDEX. */
+ * (recognize_commands.h), or the run's chosen detector when model_settings.h defines
+ * TINYSPEECH_DETECTOR_* (`tinyspeech stream-tune`), with silence_index =
+ * TINYSPEECH_SILENCE_INDEX. */
 void kws_runner_default_config(kws_runner_config_t* config);
 
 /*

@@ -12,7 +12,7 @@
  *   2. Results older than the averaging window are dropped: a result stays while
  *      result_time >= now - average_window_ms (the one just pushed always stays).
  *   3. Per class, the average of (score + 128) over the results in the window is computed in
- *      integer arithmetic only, so the Python twin (tinyspeech_tf/smoother.py) is bit-identical:
+ *      integer arithmetic only, so the Python twin (tinyspeech_tf/stream/smoother.py) is bit-identical:
  *          sum = sum over results of (score + 128)          (int32, at most 255 * MAX_RESULTS)
  *          avg = (sum + n / 2) / n                          (n results, C integer division)
  *      i.e. round half up; avg is in 0..255.

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from tinyspeech_tf.data.protocol import CLIP_SAMPLES, SAMPLE_RATE
+from tinyspeech_tf.data.protocol import CLIP_SAMPLES, SAMPLE_RATE, SILENCE, UNKNOWN
 from tinyspeech_tf.data.sources import Split
 from tinyspeech_tf.errors import UserError
 
@@ -28,6 +28,9 @@ class AugmentConfig:
     time_shift_ms: float = 100.0
     background_frequency: float = 0.8
     background_volume: float = 0.1
+    # Fraction of examples replaced by a 1 s window cut at a random offset from the clip
+    # joined to another clip of the batch (see stream_windows); 0 = off.
+    stream_windows: float = 0.0
 
     @property
     def time_shift_samples(self) -> int:
@@ -77,6 +80,54 @@ def augment_batch(waves, key, noise_table, config: AugmentConfig = AugmentConfig
         volume = tf.random.stateless_uniform([batch], k_vol, maxval=config.background_volume)
         waves = waves + noise * (gate * volume)[:, None]
     return tf.clip_by_value(waves, -1.0, 1.0)
+
+
+# A window holding at least this share of a clip's energy is that clip's word; one holding at
+# least PARTIAL of a word (but no whole one) is a fragment, which must not fire: _unknown_.
+WHOLE, PARTIAL = 0.85, 0.2
+
+
+def stream_windows(waves, labels, key, fraction: float, silence: int, unknown: int):
+    """Replace ``fraction`` of a batch by what a streaming model sees between words.
+
+    Why: a board runs the model on every stride of continuous audio, so most windows hold a
+    word off-centre, a fragment of one, or the end of one word and the start of the next;
+    a model trained on centred clips fires on those. Each chosen clip is joined to its
+    neighbour in the batch (in random order) and a 1 s window is cut at a random offset. Its
+    label follows the clips' energy inside the window: a clip with at least ``WHOLE`` of its
+    energy there gives its own label (keyword or unknown); else a word with at least
+    ``PARTIAL`` there makes it ``_unknown_`` (a fragment); else ``_silence_``. Silence clips
+    count as no word. Stateless in ``key``, like :func:`augment_batch`.
+    """
+    from tinyspeech_tf._compat import tf
+
+    batch = tf.shape(waves)[0]
+    k_pick, k_order, k_off = tf.unstack(tf.random.experimental.stateless_split(key, num=3))
+    other, other_labels = tf.roll(waves, 1, axis=0), tf.roll(labels, 1, axis=0)
+    first = tf.random.stateless_uniform([batch], k_order) < 0.5  # the clip before its partner
+    pair = tf.where(first[:, None], tf.concat([waves, other], 1), tf.concat([other, waves], 1))
+    offset = tf.random.stateless_uniform([batch], k_off, minval=0, maxval=CLIP_SAMPLES + 1,
+                                         dtype=tf.int32)
+    window = tf.gather(pair, offset[:, None] + tf.range(CLIP_SAMPLES)[None, :], batch_dims=1)
+
+    def share(clip, start):
+        """The share of ``clip``'s energy inside the window, the clip placed at ``start``."""
+        energy = tf.concat([tf.zeros([batch, 1]), tf.cumsum(tf.square(clip), axis=1)], 1)
+        lo = tf.clip_by_value(offset - start, 0, CLIP_SAMPLES)
+        hi = tf.clip_by_value(offset - start + CLIP_SAMPLES, 0, CLIP_SAMPLES)
+        inside = (tf.gather(energy, hi, batch_dims=1) - tf.gather(energy, lo, batch_dims=1))
+        return inside / (energy[:, -1] + 1e-9)
+
+    start = tf.where(first, 0, CLIP_SAMPLES)
+    own, theirs = share(waves, start), share(other, CLIP_SAMPLES - start)
+    is_word, other_word = labels != silence, other_labels != silence
+    fragment = tf.fill([batch], tf.constant(unknown if unknown >= 0 else silence, tf.int32))
+    label = tf.where(is_word & (own >= WHOLE), labels, tf.where(
+        other_word & (theirs >= WHOLE), other_labels, tf.where(
+            (is_word & (own >= PARTIAL)) | (other_word & (theirs >= PARTIAL)), fragment,
+            tf.fill([batch], tf.constant(silence, tf.int32)))))
+    chosen = tf.random.stateless_uniform([batch], k_pick) < fraction
+    return tf.where(chosen[:, None], window, waves), tf.where(chosen, label, labels)
 
 
 @dataclass(frozen=True)
@@ -167,6 +218,12 @@ def make_dataset(split: Split, *, batch_size: int, training: bool,
     if table is not None:
         table = tuple(tf.constant(t) for t in table)
     seed64 = tf.constant(int(seed), tf.int64)
+    names = list(split.label_names)
+    silence = names.index(SILENCE) if SILENCE in names else -1
+    unknown = names.index(UNKNOWN) if UNKNOWN in names else -1
+    if config is not None and config.stream_windows > 0 and silence < 0:
+        raise UserError(f"--stream-windows needs a {SILENCE} label for windows between words; "
+                        f"the labels are {', '.join(names)}")
 
     def epoch_batches(e):
         idx = tf.range(n, dtype=tf.int64)
@@ -180,6 +237,9 @@ def make_dataset(split: Split, *, batch_size: int, training: bool,
         y = tf.gather(labels, idx)
         if config is not None:
             key = tf.stack([seed64, e * _BATCHES_PER_EPOCH_KEY + b])
+            if config.stream_windows > 0:
+                x, y = stream_windows(x, y, tf.stack([seed64 + 1, key[1]]),
+                                      config.stream_windows, silence, unknown)
             x = augment_batch(x, key, table, config)
         return x, y
 

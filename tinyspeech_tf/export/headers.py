@@ -6,7 +6,7 @@ from the model gives wrong results on the board without any error. Each file say
 generated, by which command and from which run, and the headers cross-check each other and the
 front-end tables at compile time.
 
-Functions here only format; they take already-measured values (see ``export.command``), so they
+Functions here only format; they take already-measured values (see ``export.bundle``), so they
 need neither TensorFlow nor TFLM and are cheap to test.
 """
 
@@ -100,6 +100,7 @@ class Settings:
     arena_size: int
     silence_index: int  # -1 when the model has no such label
     unknown_index: int
+    detector: object | None = None  # runs.DetectorSettings of the run, if it has chosen one
 
 
 def model_settings_h(s: Settings, prov: Provenance) -> str:
@@ -175,6 +176,7 @@ def model_settings_h(s: Settings, prov: Provenance) -> str:
         _define("TINYSPEECH_ARENA_MEASURED", s.arena_measured, "bytes, 64-bit host minimum"),
         _define("TINYSPEECH_ARENA_MARGIN", s.arena_margin, "bytes"),
         _define("TINYSPEECH_ARENA_SIZE", s.arena_size, "bytes, use this"),
+        _detector_block(s),
         "\n#ifdef __cplusplus\n",
         "constexpr int kSampleRate = TINYSPEECH_SAMPLE_RATE;\n",
         "constexpr int kClipSamples = TINYSPEECH_CLIP_SAMPLES;\n",
@@ -207,6 +209,30 @@ def model_settings_h(s: Settings, prov: Provenance) -> str:
 
 
 # ---- op_resolver.h ---------------------------------------------------------------------------
+def _detector_block(s: Settings) -> str:
+    """The run's chosen detector (detector.json) as defines kws_runner_default_config uses;
+    nothing without one (the runner then keeps micro_speech's smoother defaults)."""
+    d = s.detector
+    if d is None:
+        return ("\n/* ---- detector: none chosen for this run (`tinyspeech stream-tune` chooses\n"
+                " * one); kws_runner keeps the smoother's micro_speech defaults. ---- */\n")
+    step_ms = s.frontend.frame_step * 1000 // s.frontend.sample_rate
+    hits = "-" if d.hit_rate is None else f"{100 * d.hit_rate:.1f}%"
+    return "".join([
+        "\n/* ---- detector (the run's detector.json, chosen by `tinyspeech stream-tune` on\n",
+        f" * {comment_safe(d.chosen_on)}: {hits} of keywords hit at "
+        f"{d.false_alarms_per_hour:.1f} false alarms\n",
+        f" * per hour there, budget {d.max_false_alarms_per_hour:g}); "
+        "kws_runner_default_config uses these. ---- */\n",
+        _define("TINYSPEECH_DETECTOR_STRIDE_FRAMES", d.stride_ms // step_ms,
+                f"an inference every {d.stride_ms} ms"),
+        _define("TINYSPEECH_DETECTOR_THRESHOLD", d.threshold, "0..255, average of score + 128"),
+        _define("TINYSPEECH_DETECTOR_WINDOW_MS", d.window_ms, "averaging window"),
+        _define("TINYSPEECH_DETECTOR_MIN_COUNT", d.min_count, "results needed in the window"),
+        _define("TINYSPEECH_DETECTOR_SUPPRESSION_MS", d.suppression_ms),
+    ])
+
+
 def op_resolver_h(ops: Sequence[str], prov: Provenance) -> str:
     """An op resolver that registers exactly the model's builtin ops, nothing more.
 

@@ -1,0 +1,113 @@
+"""Where a model's bytes and arena go: activation liveness, a TFLM-style memory plan, and
+TFLM's own allocation report, so bench can explain an arena size rather than only state it."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import numpy as np
+
+from tinyspeech_tf.quantize.flatbuffer import parse_flatbuffer
+
+
+def activation_peak(tflite_bytes: bytes) -> dict:
+    """Activation memory along the op order: which tensors are live at the peak.
+
+    A non-constant tensor is live from the op that produces it (the graph input: from the
+    start) to the last op that reads it (a graph output: to the end). The peak sum is the
+    lower bound any memory plan needs for the arena head; ``greedy_plan_bytes`` is the
+    first-fit-decreasing plan of the same lifetimes (TFLM's algorithm), which can exceed the
+    bound by fragmentation and alignment.
+    """
+    fb = parse_flatbuffer(tflite_bytes)
+    n_ops = len(fb["ops"])
+    first: dict[int, int] = {i: -1 for i in fb["inputs"]}
+    last: dict[int, int] = {}
+    producer: dict[int, int] = {}
+    for k, op in enumerate(fb["ops"]):
+        for i in op["inputs"]:
+            if i >= 0:
+                last[i] = k
+        for o in op["outputs"]:
+            first.setdefault(o, k)
+            producer[o] = k
+    for o in fb["outputs"]:
+        last[o] = n_ops
+    acts = [t for t in fb["tensors"]
+            if not t["constant"] and not t["variable"] and t["index"] in first]
+    per_op = []
+    for k in range(n_ops):
+        live = [t for t in acts if first[t["index"]] <= k <= last.get(t["index"], k)]
+        per_op.append((sum(t["bytes"] for t in live), live))
+    peak_k = int(np.argmax([b for b, _ in per_op]))
+    peak_bytes, live = per_op[peak_k]
+    op = fb["ops"][peak_k]
+
+    def role(t: dict) -> str:
+        i = t["index"]
+        if i in op["outputs"]:
+            return "output of the peak op"
+        if i in op["inputs"]:
+            return "input of the peak op"
+        if i in fb["inputs"]:
+            return "graph input (kept for the whole invoke)"
+        return f"held for op {last[i]} ({fb['ops'][last[i]]['op']})" if last[i] < n_ops \
+            else "graph output"
+
+    return {
+        "peak_bytes": int(peak_bytes), "peak_op_index": peak_k, "peak_op": op["op"],
+        "greedy_plan_bytes": greedy_plan(
+            [(t["bytes"], max(first[t["index"]], 0), min(last.get(t["index"], n_ops), n_ops - 1))
+             for t in acts]),
+        "live": [{"tensor": t["index"], "shape": t["shape"], "type": t["type"],
+                  "bytes": t["bytes"],
+                  "produced_by": ("graph input" if t["index"] in fb["inputs"] else
+                                  f"op {producer[t['index']]} "
+                                  f"({fb['ops'][producer[t['index']]]['op']})"),
+                  "role": role(t)} for t in sorted(live, key=lambda t: -t["bytes"])],
+        "largest_activation_bytes": max((t["bytes"] for t in acts), default=0),
+    }
+
+
+def greedy_plan(buffers: list[tuple[int, int, int]], align: int = 16) -> int:
+    """Arena head of a first-fit-decreasing plan of (bytes, first op, last op) buffers.
+
+    The algorithm of TFLM's GreedyMemoryPlanner (largest buffer first, each at the lowest
+    offset clear of every placed buffer alive at the same time, sizes rounded up to 16 bytes);
+    ties are taken in tensor order, which TFLM's sort need not follow.
+    """
+    placed: list[tuple[int, int, int, int]] = []  # offset, size, first, last
+    for size, first, last in sorted(((-(-b // align) * align, f, la) for b, f, la in buffers),
+                                    key=lambda x: -x[0]):
+        offset = 0
+        for o, sz, _, _ in sorted(p for p in placed if not (p[3] < first or p[2] > last)):
+            if offset + size <= o:
+                break
+            offset = max(offset, o + sz)
+        placed.append((offset, size, first, last))
+    return max((o + sz for o, sz, _, _ in placed), default=0)
+
+
+def parse_allocation_report(report: str) -> dict:
+    """TFLM's RecordingMicroAllocator lines -> total/head/tail and the tail's named parts."""
+    out: dict[str, Any] = {"parts": []}
+    for key in ("total", "head", "tail"):
+        m = re.search(rf"Arena allocation {key} (\d+) bytes", report)
+        out[key] = int(m.group(1)) if m else None
+    for m in re.finditer(r"'([^']+)' used (\d+) bytes with alignment overhead \(requested "
+                         r"(\d+) bytes for (\d+) ([^)]*)\)", report):
+        out["parts"].append({"what": m.group(1), "used": int(m.group(2)),
+                             "requested": int(m.group(3)), "count": int(m.group(4))})
+    if out["tail"] is not None:
+        out["tail_other"] = out["tail"] - sum(p["used"] for p in out["parts"])
+    return out
+
+
+def arena_breakdown(tflite_bytes: bytes, arena: int) -> dict:
+    """Arena head (planned activations) vs tail (persistent bookkeeping), with the peak."""
+    from tinyspeech_tf import tflm
+
+    parts = parse_allocation_report(tflm.allocation_report(tflite_bytes, arena))
+    parts["activation_peak"] = activation_peak(tflite_bytes)
+    return parts

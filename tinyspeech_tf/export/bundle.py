@@ -1,0 +1,263 @@
+"""A trained run -> the C/C++ files a TFLM firmware compiles (``tinyspeech export-tflite``).
+
+Reads the run directory written by ``tinyspeech train`` (through :func:`tinyspeech_tf.runs.
+read_run`) and writes ``build/<run name>/``: ``model_data.{h,cc}``, ``model_settings.h``,
+``op_resolver.h``, ``golden.h`` and the manifest ``export.json``; then copies the C/C++ files
+into the firmware projects (Arduino and Zephyr) that exist in the working directory. Every value
+is measured from the run's own files (the arena in TFLM, the golden scores in TFLM on the golden
+features), so the firmware never carries a number typed in by hand.
+
+Paths are relative to the working directory, never to this package: after ``pip install .`` the
+package lives in site-packages, which export must never write into.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+
+from tinyspeech_tf.errors import UserError
+from tinyspeech_tf.export import headers as H
+from tinyspeech_tf.io import display_path
+from tinyspeech_tf.io import write_atomic as _write_atomic
+from tinyspeech_tf.runs import MODEL, Run, read_run
+
+# Firmware projects that compile the exported files (relative to the working directory: a
+# checkout of the repository). Copied into by default only where they exist.
+DEFAULT_COPY_DIRS: tuple[str, ...] = ("firmware/arduino/TinySpeechM", "firmware/zephyr/src/model")
+DEFAULT_ARENA_MARGIN = 1024
+ARENA_ALIGN = 16
+MANIFEST = "export.json"
+
+__all__ = ["ARENA_ALIGN", "DEFAULT_ARENA_MARGIN", "DEFAULT_COPY_DIRS", "MANIFEST", "Run",
+           "dataset_golden_clip", "default_copy_dirs", "default_out_dir", "display_path",
+           "export", "make_golden", "read_run"]
+
+
+def default_copy_dirs() -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """(present, absent) :data:`DEFAULT_COPY_DIRS` in the working directory.
+
+    Only present ones are copied into by default: outside a checkout (e.g. an installed
+    package run from anywhere) there is no firmware project to update, and creating one would
+    scatter files where nobody compiles them.
+    """
+    present = tuple(d for d in DEFAULT_COPY_DIRS if Path(d).is_dir())
+    return present, tuple(d for d in DEFAULT_COPY_DIRS if d not in present)
+
+
+def default_out_dir(run_dir: str | os.PathLike) -> Path:
+    """``build/<name of the run directory>``, relative to the working directory."""
+    name = Path(os.path.normpath(os.fspath(run_dir))).resolve().name
+    return Path("build") / name
+
+
+# ---- the golden clip --------------------------------------------------------------------------
+def _dataset_path(run: Run) -> str:
+    from tinyspeech_tf.train.config import SYNTHETIC_DIR
+
+    where = display_path(run.path)
+    if run.config is None or not isinstance(run.config.get("data"), str):
+        raise UserError(f"{where}: config.json (naming the dataset) is missing, so the golden "
+                        "clip cannot be chosen from it; pass --golden-wav WAV (a 1 s clip)")
+    data = run.config["data"]
+    if data == "synthetic":
+        data = SYNTHETIC_DIR
+    if data == "tfds" or data.startswith("tfds:"):
+        return data
+    # A relative path (as training records it) is relative to the working directory.
+    if not os.path.isdir(data):
+        raise UserError(f"{where}: its dataset {run.config['data']!r} is not available here, "
+                        "so the golden clip cannot be chosen from it; pass --golden-wav WAV "
+                        "(a 1 s 16 kHz clip of a keyword)")
+    return data
+
+
+def dataset_golden_clip(run: Run) -> tuple[np.ndarray, str, str]:
+    """(samples, clip path, label) of the first validation clip, by path, of the first keyword.
+
+    The first label that is neither silence nor unknown is a real word, so the self-test
+    exercises a keyword, not noise; sorting by path makes the choice reproducible.
+    """
+    from tinyspeech_tf import data as data_mod
+
+    target = next((lab for lab in run.labels if lab not in (data_mod.SILENCE, data_mod.UNKNOWN)),
+                  None)
+    if target is None:
+        raise UserError(f"{display_path(run.path)}/labels.txt has no keyword label; pass "
+                        "--golden-wav WAV")
+    source = _dataset_path(run)
+    try:
+        split = data_mod.load(source, splits=("validation",)).split("validation")
+    except (UserError, OSError, ImportError) as err:
+        raise UserError(f"cannot read the validation split of {source!r} ({err}); pass "
+                        "--golden-wav WAV instead") from None
+    names = split.label_names
+    candidates = [i for i in range(len(split)) if names[split.labels[i]] == target]
+    if not candidates:
+        raise UserError(f"{source}: no validation clip labelled {target!r}; pass "
+                        "--golden-wav WAV")
+    best = min(candidates, key=lambda i: split.paths[i])
+    return split.waveforms[best], split.paths[best], target
+
+
+def make_golden(run: Run, io: dict, wav: str | None = None,
+                label: str | None = None) -> H.Golden:
+    """The golden clip through the Python front-end and TFLM, as the board must reproduce it."""
+    from tinyspeech_tf.audio import fit_length, read_wav, to_int16
+    from tinyspeech_tf.features import features_from_samples, quantize
+    from tinyspeech_tf.tflm import run_tflm
+
+    fe = run.frontend
+    if label is not None and label not in run.labels:
+        raise UserError(f"--golden-label {label!r} is not a label of the model; expected one "
+                        f"of {', '.join(run.labels)}")
+    if wav is not None:
+        samples, _ = read_wav(wav, sample_rate=fe.sample_rate)
+        if samples.size == 0:
+            raise UserError(f"{wav}: empty clip (no audio samples); give a 1 s recording")
+        clip = display_path(wav)
+        folder = Path(wav).resolve().parent.name
+        if label is not None:
+            source = "option"
+        elif folder in run.labels:
+            label, source = folder, "folder"
+        else:
+            source = "prediction"
+    else:
+        if label is not None:
+            raise UserError("--golden-label needs --golden-wav (dataset clips have labels)")
+        samples, path, label = dataset_golden_clip(run)
+        clip, source = display_path(path), "dataset"
+    # The board sees int16 PCM: compute features from exactly those samples.
+    pcm = to_int16(fit_length(samples, fe.clip_samples))
+    features = features_from_samples(pcm.astype(np.float32) / 32768.0, fe)
+    q = quantize(features, io["input_scale"], io["input_zero_point"])
+    model_input = q.reshape(1, *io["input_shape"][1:])
+    scores = np.asarray(run_tflm(run.tflite, model_input)[0], np.int8).ravel()
+    predicted = int(np.argmax(scores))
+    if label is None:
+        label = run.labels[predicted]
+    return H.Golden(samples=pcm, features=q, scores=scores, label_index=run.labels.index(label),
+                    label=label, label_source=source, predicted_index=predicted, clip=clip)
+
+
+# ---- the export -------------------------------------------------------------------------------
+def _round_up(value: int, multiple: int) -> int:
+    return -(-value // multiple) * multiple
+
+
+def _tables_mismatch(frontend) -> str | None:
+    """Why firmware/common's tables header differs from the run's front-end, or None."""
+    from tinyspeech_tf import frontend_c
+
+    try:
+        committed = frontend_c.HEADER_PATH.read_text()
+    except OSError:
+        return None
+    if committed != frontend_c.generate_header(frontend):
+        return (f"{display_path(frontend_c.HEADER_PATH)} was not generated from this run's "
+                "frontend.json; the firmware will compute different features unless you "
+                "regenerate it from that config")
+    return None
+
+
+def export(run_dir: str | os.PathLike, out_dir: str | os.PathLike, *,
+           golden_wav: str | None = None, golden_label: str | None = None,
+           arena_margin: int = DEFAULT_ARENA_MARGIN,
+           copy_to: tuple[str | os.PathLike, ...] | list[str | os.PathLike] = (),
+           command: str | None = None) -> dict:
+    """Write the firmware files of ``run_dir`` into ``out_dir`` (and copies); the manifest.
+
+    ``copy_to`` directories receive the C/C++ files (relative ones are taken from the working
+    directory); ``command`` is what the banners say generated the files.
+    """
+    from tinyspeech_tf import data as data_mod
+    from tinyspeech_tf import quantize, tflm
+    from tinyspeech_tf.frontend_c import fnv1a32
+
+    if isinstance(arena_margin, bool) or not isinstance(arena_margin, int) or arena_margin < 0:
+        raise UserError(f"--arena-margin must be a whole number of bytes >= 0, "
+                        f"got {arena_margin!r}")
+    run = read_run(run_dir)
+    out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise UserError(f"--out {out_dir}: exists and is not a directory")
+    ops = quantize.check_ops(run.tflite, what=f"{display_path(run.path)}/{MODEL}")
+    io = run.io  # int8 in and out with a scale, shapes of the labels and the front-end
+    arena_measured = tflm.arena_bytes(run.tflite)
+    arena_size = _round_up(arena_measured + arena_margin, ARENA_ALIGN)
+    golden = make_golden(run, io, golden_wav, golden_label)
+
+    sha = hashlib.sha256(run.tflite).hexdigest()
+    prov = H.Provenance(
+        command=command or f"tinyspeech export-tflite {display_path(run.path)}",
+        run=display_path(run.path), tflite_bytes=len(run.tflite), tflite_sha256=sha,
+        model_fnv1a32=fnv1a32(run.tflite))
+    settings = H.Settings(
+        labels=run.labels, frontend=run.frontend,
+        input_frames=io["input_shape"][1], input_coefficients=io["input_shape"][2],
+        input_scale=io["input_scale"], input_zero_point=io["input_zero_point"],
+        output_scale=io["output_scale"], output_zero_point=io["output_zero_point"],
+        arena_measured=arena_measured, arena_margin=arena_margin, arena_size=arena_size,
+        detector=run.detector,
+        silence_index=(run.labels.index(data_mod.SILENCE)
+                       if data_mod.SILENCE in run.labels else -1),
+        unknown_index=(run.labels.index(data_mod.UNKNOWN)
+                       if data_mod.UNKNOWN in run.labels else -1))
+    files = {
+        H.MODEL_DATA_H: H.model_data_h(prov),
+        H.MODEL_DATA_CC: H.model_data_cc(run.tflite, prov),
+        H.MODEL_SETTINGS_H: H.model_settings_h(settings, prov),
+        H.OP_RESOLVER_H: H.op_resolver_h(ops, prov),
+        H.GOLDEN_H: H.golden_h(golden, prov),
+    }
+    # The manifest last: its presence means the export is complete.
+    manifest_path = out / MANIFEST
+    if manifest_path.exists():
+        manifest_path.unlink()
+    for name, text in files.items():
+        _write_atomic(out / name, text)
+    copies = []
+    for target in copy_to:
+        target = Path(target)
+        if target.resolve() == out.resolve():
+            continue
+        if target.exists() and not target.is_dir():
+            raise UserError(f"copy target {display_path(target)}: exists and is not a directory")
+        for name, text in files.items():
+            _write_atomic(target / name, text)
+        copies.append(display_path(target))
+
+    manifest = {
+        "generated_by": prov.command,
+        "run": prov.run,
+        "model": (run.config or {}).get("model"),
+        "out": display_path(out),
+        "files": list(files),
+        "copied_to": copies,
+        "tflite_bytes": len(run.tflite),
+        "tflite_sha256": sha,
+        "model_fnv1a32": f"0x{prov.model_fnv1a32:08x}",
+        "ops": ops,
+        "op_count": len(ops),
+        "arena_measured_bytes": arena_measured,
+        "arena_margin_bytes": arena_margin,
+        "arena_header_bytes": arena_size,
+        "arena_note": "measured on a 64-bit host (TFLM Python interpreter); a 32-bit board "
+                      "needs no more",
+        "labels": list(run.labels),
+        "input": {k: io[k] for k in ("input_shape", "input_scale", "input_zero_point")},
+        "output": {k: io[k] for k in ("output_shape", "output_scale", "output_zero_point")},
+        "frontend": run.frontend.to_dict(),
+        "golden": {"clip": golden.clip, "label": golden.label,
+                   "label_index": golden.label_index, "label_source": golden.label_source,
+                   "predicted_index": golden.predicted_index,
+                   "predicted_label": run.labels[golden.predicted_index]},
+        "warnings": [w for w in (_tables_mismatch(run.frontend),) if w],
+    }
+    _write_atomic(manifest_path, json.dumps(manifest, indent=2) + "\n")
+    return manifest
