@@ -110,17 +110,21 @@ def run_study(study: Study, models: list[str], variants: list[str], seeds: list[
     reported = _reported_runs(study)
     rows = []
     for model in models:
-        base_accs = None
+        measured: dict[str, list[float]] = {}
         for variant in variants:
             runs = [_summary(study, model, variant, seed, reported) for seed in seeds]
             accs = [r["int8_tflm"] for r in runs]
+            measured[variant] = accs
             row = {"model": model, "variant": variant, "changes": recipes.VARIANTS[variant],
                    "runs": runs, "mean": sum(accs) / len(accs),
                    "float_mean": sum(r["float"] for r in runs) / len(runs),
                    "train_seconds_mean": sum(r["train_seconds"] for r in runs) / len(runs)}
-            if variant == BASELINE:
-                base_accs = accs
-            else:
+            if variant != BASELINE:
+                # "a+b" adds b on top of a: it helps only if it beats a, not the baseline.
+                against = variant.rpartition("+")[0]
+                against = against if against in measured else BASELINE
+                base_accs = measured[against]
+                row["against"] = against
                 row["delta"] = row["mean"] - sum(base_accs) / len(base_accs)
                 row["seeds_won"] = sum(a > b for a, b in zip(accs, base_accs, strict=True))
                 row["helps"] = row["delta"] > 0 and row["seeds_won"] == len(seeds)
@@ -146,12 +150,13 @@ def to_markdown(report: dict) -> str:
              + "`; base recipe `"
              + BASE + "` (" + recipes.describe(report["base"]) + "); seeds "
              + ", ".join(map(str, seeds)) + ". Accuracy is int8 in TFLM on the validation "
-             "split; a change *helps* when its mean rises and it wins on every seed. "
+             "split; a change *helps* when its mean rises and it wins on every seed, against the "
+             "baseline or, for `a+b`, against `a`. "
              "Figures marked * are kept from the earlier report of the same data, base recipe "
              "and change (their run folders were not present).", "",
              "| model | variant | change | " + " | ".join(f"seed {s}" for s in seeds)
-             + " | mean | Δ mean | seeds won | helps | train s (mean) |",
-             "|---|---|---|" + "---:|" * (len(seeds) + 5)]
+             + " | mean | against | Δ mean | seeds won | helps | train s (mean) |",
+             "|---|---|---|" + "---:|" * len(seeds) + "---:|---|---:|---:|---:|---:|"]
     for row in report["rows"]:
         delta = f"{100 * row['delta']:+.2f} pts" if "delta" in row else "-"
         won = f"{row['seeds_won']}/{len(seeds)}" if "seeds_won" in row else "-"
@@ -159,6 +164,7 @@ def to_markdown(report: dict) -> str:
         lines.append(f"| {row['model']} | {row['variant']} | {_changes(row['changes'])} | "
                      + " | ".join(f"{r['int8_tflm']:.2%}" + ("*" if "from_report" in r else "")
                                   for r in row["runs"])
-                     + f" | **{row['mean']:.2%}** | {delta} | {won} | {helps} "
+                     + f" | **{row['mean']:.2%}** | {row.get('against', '-')} | {delta} | {won} "
+                     f"| {helps} "
                      f"| {row['train_seconds_mean']:.0f} |")
     return "\n".join(lines + [""])
