@@ -4,12 +4,14 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install test lint train train-real ablation zoo firmware-check bench-frontend \
+.PHONY: install test lint train train-real pretrained ablation zoo firmware-check bench-frontend \
     export-tflite stream-report bench explore seeds recipe variants clean
 
 MODEL ?= tinyspeech_m
-# The run export-tflite reads (the one `make train` makes); output goes to build/<its name>/.
-RUN ?= runs/tinyspeech_m
+# The run export-tflite reads: by default the shipped pretrained TinySpeech-M (trained on real
+# speech; `make pretrained` regenerates it), or e.g. RUN=runs/tinyspeech_m after `make train`.
+# Output goes to build/<its name>/.
+RUN ?= tinyspeech_tf/pretrained/tinyspeech_m
 DATA ?= synthetic
 REAL ?= ../shared/data/speech_commands_v0.02_real
 
@@ -38,6 +40,20 @@ train: $(STAMP)
 train-real: $(STAMP)
 	$(VENV)/bin/tinyspeech train --model $(MODEL) --data $(REAL) --recipe real \
 		--out runs/real/$(MODEL)
+
+# The shipped models (tinyspeech_tf/pretrained/<model>/: Keras weights, int8 model, labels,
+# front-end, metrics, card, detector, SHA256SUMS), trained by the `real` recipe into
+# runs/real/<model> (finished runs are kept); the detector of TinySpeech-M is chosen by
+# `make stream-report` first.
+PRETRAINED_MODELS ?= tinyspeech_m ds_cnn
+
+pretrained: $(STAMP)
+	for m in $(PRETRAINED_MODELS); do \
+		test -f runs/real/$$m/metrics.json || $(MAKE) train-real MODEL=$$m || exit 1; \
+	done
+	$(MAKE) stream-report STREAM_RUN=runs/real/tinyspeech_m
+	$(VENV)/bin/tinyspeech pretrained --into tinyspeech_tf/pretrained \
+		--update $(addprefix runs/real/,$(PRETRAINED_MODELS))
 
 # Changes to the real-data recipe measured one at a time over RECIPE_SEEDS seeds on
 # RECIPE_MODELS -> reports/recipe.{json,md} (runs in runs/recipe/<variant>/, finished ones kept).

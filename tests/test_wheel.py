@@ -63,6 +63,8 @@ def test_installed_wheel_runs_zoo_train_and_export(wheel_venv, tmp_path):
     installed = _files(package)
 
     assert "tinyspeech_m" in _run(wheel_venv, tmp_path, "zoo", "--models", "tinyspeech_m")
+    # The shipped models are package data of the wheel.
+    assert "| tinyspeech_m |" in _run(wheel_venv, tmp_path, "pretrained")
     tones = write_tone_set(tmp_path / "tones", train_per_label=2)
     _run(wheel_venv, tmp_path, "train", "--data", str(tones), "--out", "run", "--epochs", "1",
          "--qat-epochs", "0", "--batch-size", "8", "--max-steps-per-epoch", "2")

@@ -21,6 +21,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "front-end parity and speed: Python vs C features, oracle accuracy",
     ),
     "train": ("tinyspeech_tf.apps.train", "train a zoo model, convert to int8, evaluate in TFLM"),
+    "pretrained": ("tinyspeech_tf.apps.pretrained",
+                   "the trained models shipped with the package (zoo weights, int8, cards)"),
     "evaluate": ("tinyspeech_tf.apps.evaluate",
                  "int8 accuracy of a .tflite model in TFLM on a dataset"),
     "ablate-fmode": ("tinyspeech_tf.apps.ablate_fmode",

@@ -39,13 +39,17 @@ __all__ = ["ARENA_ALIGN", "DEFAULT_ARENA_MARGIN", "DEFAULT_COPY_DIRS", "MANIFEST
 
 
 def default_copy_dirs() -> tuple[tuple[str, ...], tuple[str, ...]]:
-    """(present, absent) :data:`DEFAULT_COPY_DIRS` in the working directory.
+    """(present, absent) :data:`DEFAULT_COPY_DIRS` in the working directory, by their firmware
+    project (``firmware/arduino/TinySpeechM``, ``firmware/zephyr``: the model folder itself is
+    generated, so a fresh checkout does not have it yet).
 
-    Only present ones are copied into by default: outside a checkout (e.g. an installed
+    Only present projects are copied into by default: outside a checkout (e.g. an installed
     package run from anywhere) there is no firmware project to update, and creating one would
     scatter files where nobody compiles them.
     """
-    present = tuple(d for d in DEFAULT_COPY_DIRS if Path(d).is_dir())
+    present = tuple(d for d in DEFAULT_COPY_DIRS
+                    if Path(d).is_dir() or (Path(d).parent.name == "src"
+                                            and Path(d).parent.parent.is_dir()))
     return present, tuple(d for d in DEFAULT_COPY_DIRS if d not in present)
 
 

@@ -6,21 +6,80 @@ as keyword arguments, like ``keras.applications``.
 
 from __future__ import annotations
 
+import functools
 import inspect
 import json
 import os
 from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
 
 from tinyspeech_tf.errors import UserError
-from tinyspeech_tf.zoo.ds_cnn import ds_cnn, ds_cnn_m
-from tinyspeech_tf.zoo.tiny_conv import tiny_conv
-from tinyspeech_tf.zoo.tinyspeech import (
-    tinyspeech,
-    tinyspeech_m,
-    tinyspeech_x,
-    tinyspeech_y,
-    tinyspeech_z,
-)
+from tinyspeech_tf.zoo import ds_cnn as _ds_cnn
+from tinyspeech_tf.zoo import tiny_conv as _tiny_conv
+from tinyspeech_tf.zoo import tinyspeech as _tinyspeech
+from tinyspeech_tf.zoo.tinyspeech import tinyspeech
+
+# Trained models shipped with the package (``make pretrained``): PRETRAINED_DIR/<name>/ holds
+# the Keras weights, the int8 model and the rest of its run (labels, front-end, metrics, card).
+PRETRAINED_DIR = Path(__file__).resolve().parents[1] / "pretrained"
+WEIGHTS_FILE = "weights.npz"
+# ``weights=`` names: the 12-class Speech Commands real clips of ../shared (CC BY 4.0).
+WEIGHT_SETS = ("speech_commands",)
+
+
+def pretrained_names() -> list[str]:
+    """Zoo models with shipped weights."""
+    return sorted(p.parent.name for p in PRETRAINED_DIR.glob(f"*/{WEIGHTS_FILE}")) \
+        if PRETRAINED_DIR.is_dir() else []
+
+
+def save_weights(model, path: str | os.PathLike) -> None:
+    """``model``'s weights in its own order, compressed (a fifth of Keras' HDF5 file for
+    TinySpeech-M); :func:`_with_weights` sets them back on a freshly built model."""
+    np.savez_compressed(path, **{f"w{i}": w for i, w in enumerate(model.get_weights())})
+
+
+def _with_weights(builder: Callable) -> Callable:
+    """``builder`` plus the Keras-applications ``weights=`` argument: None (random init),
+    ``"speech_commands"`` (the shipped weights of this model) or a weights file path."""
+    name = builder.__name__
+
+    @functools.wraps(builder)
+    def build(*args, weights: str | os.PathLike | None = None, **kwargs):
+        model = builder(*args, **kwargs)
+        if weights is None:
+            return model
+        if weights in WEIGHT_SETS:
+            path = PRETRAINED_DIR / name / WEIGHTS_FILE
+            if not path.is_file():
+                raise UserError(f"{name}: no shipped {weights!r} weights; models with weights: "
+                                f"{', '.join(pretrained_names()) or 'none'}")
+        else:
+            path = Path(weights)
+            if not path.is_file():
+                raise UserError(f"weights={os.fspath(weights)!r}: neither "
+                                f"{' nor '.join(WEIGHT_SETS)} nor a weights file")
+        try:
+            with np.load(path) as saved:
+                model.set_weights([saved[f"w{i}"] for i in range(len(saved.files))])
+        except (ValueError, OSError, KeyError) as err:
+            raise UserError(f"{path}: does not fit {name} built with {kwargs or 'defaults'} "
+                            f"({str(err).splitlines()[0]}); shipped weights need the default "
+                            "architecture, input and 12 classes") from None
+        return model
+
+    return build
+
+
+tinyspeech_x = _with_weights(_tinyspeech.tinyspeech_x)
+tinyspeech_y = _with_weights(_tinyspeech.tinyspeech_y)
+tinyspeech_z = _with_weights(_tinyspeech.tinyspeech_z)
+tinyspeech_m = _with_weights(_tinyspeech.tinyspeech_m)
+tiny_conv = _with_weights(_tiny_conv.tiny_conv)
+ds_cnn = _with_weights(_ds_cnn.ds_cnn)
+ds_cnn_m = _with_weights(_ds_cnn.ds_cnn_m)
 
 _REGISTRY: dict[str, Callable] = {
     "tinyspeech_x": tinyspeech_x,
