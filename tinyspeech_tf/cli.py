@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 
 from tinyspeech_tf.errors import UserError
@@ -51,6 +52,9 @@ COMMANDS: dict[str, tuple[str, str]] = {
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="tinyspeech", description=__doc__.splitlines()[0])
+    parser.add_argument("--verbose", action="store_true",
+                        help="also show TensorFlow's native log lines (absl, oneDNN, CUDA, "
+                             "converter), hidden by default")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, (module, help_text) in COMMANDS.items():
         p = sub.add_parser(name, help=help_text, description=help_text)
@@ -60,11 +64,33 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _mute_native_stderr() -> None:
+    """Send the process's file descriptor 2 to /dev/null and Python's ``sys.stderr`` to a copy
+    of it: TensorFlow's C++ side (absl, oneDNN, CUDA probing, the converter) writes to fd 2
+    at import and at first use, TF_CPP_MIN_LOG_LEVEL does not silence all of it, and a
+    command's own output must come first. Our errors, warnings and tracebacks still show."""
+    try:
+        sys.stderr.flush()
+        copy = os.dup(2)
+        null = os.open(os.devnull, os.O_WRONLY)
+    except OSError:
+        return
+    sys.stderr = os.fdopen(copy, "w", buffering=1, encoding=sys.stderr.encoding,
+                           errors="backslashreplace")
+    os.dup2(null, 2)
+    os.close(null)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
+    console = argv is None  # the installed `tinyspeech` script, not a caller in Python
     argv = list(sys.argv[1:] if argv is None else argv)
     args = parser.parse_args(argv)
-    args._argv = argv  # reports quote the command that made them
+    args._argv = [a for a in argv if a != "--verbose"]  # reports quote the command
+    if args.verbose:
+        os.environ["TINYSPEECH_VERBOSE"] = "1"
+    elif console:
+        _mute_native_stderr()
     try:
         return int(importlib.import_module(args._module).run(args) or 0)
     except UserError as err:

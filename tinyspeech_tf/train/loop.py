@@ -223,12 +223,33 @@ def train(config: TrainConfig, resume: bool = False, verbose: int = 1,
             self.save_last()
             save_state(epoch + 1)
 
+    total = config.epochs + config.qat_epochs
+
+    class EpochLine(keras.callbacks.Callback):
+        """One line per epoch with the run's true epoch count (Keras' own bar, fed one epoch
+        per fit call, would print "Epoch 41/41" and "75/Unknown")."""
+
+        def __init__(self, phase: str):
+            super().__init__()
+            self.phase = phase
+
+        def on_epoch_begin(self, epoch, logs=None):
+            self.started = time.time()
+
+        def on_epoch_end(self, epoch, logs=None):
+            logs = logs or {}
+            figures = ", ".join(f"{k} {logs[k]:.4f}" for k in
+                                ("loss", "accuracy", "val_loss", "val_accuracy") if k in logs)
+            print(f"epoch {epoch + 1}/{total} ({self.phase}, {steps} steps, "
+                  f"{time.time() - self.started:.1f} s): {figures}", flush=True)
+
     def fit(net, first: int, last: int, callback, extra: tuple = ()) -> None:
         tensorboard = keras.callbacks.TensorBoard(os.fspath(out / "logs"))
+        line = (EpochLine("float" if last <= config.epochs else "QAT"),) if verbose else ()
         for epoch in range(first, last):
             net.fit(epoch_data(epoch), epochs=epoch + 1, initial_epoch=epoch,
-                    validation_data=(val_x, val_targets), verbose=verbose,
-                    callbacks=[*extra, callback, tensorboard])
+                    validation_data=(val_x, val_targets), verbose=0,
+                    callbacks=[*extra, callback, tensorboard, *line])
             # Each epoch's dataset holds copies of the training clips and noise as tensors,
             # kept alive by reference cycles until the cyclic collector runs, which large
             # tensors do not trigger: without this a 150-epoch run grew by gigabytes.
