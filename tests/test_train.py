@@ -130,3 +130,62 @@ def test_frontend_option_trains_and_ships_that_resolution(tone_set, tmp_path, ca
                      "--frontend", "bogus"]) == 2
     err = capsys.readouterr().err.strip()
     assert "unknown front-end 'bogus'" in err and "\n" not in err
+
+
+def test_resume_keeps_the_runs_length_and_refuses_fewer_epochs(tone_set, tmp_path, capsys):
+    """`--resume` without --epochs keeps the run's own length (not the default 50); fewer
+    epochs than done is one line."""
+    out = tmp_path / "run"
+    with pytest.raises(Interrupted):
+        train(_config(tone_set, out, epochs=3), verbose=0, stop_after=2)
+    common = ["train", "--data", str(tone_set), "--out", str(out), "--resume"]
+    assert cli.main([*common, "--epochs", "1"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "--epochs 1" in err and "has done 2 epochs" in err and "\n" not in err
+    assert cli.main(common) == 0
+    assert json.loads((out / "config.json").read_text())["epochs"] == 3
+    assert json.loads((out / "metrics.json").read_text())["epochs"] == 3
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--lr", "nan"], "--lr nan: a learning rate must be a finite number > 0"),
+    (["--lr", "-0.1"], "--lr -0.1: a learning rate must be a finite number > 0"),
+    (["--max-steps-per-epoch", "-2"], "--max-steps-per-epoch -2: at least 1"),
+])
+def test_bad_numbers_are_one_line(argv, message, tone_set, tmp_path, capsys):
+    assert cli.main(["train", "--data", str(tone_set), "--out", str(tmp_path / "r"),
+                     *argv]) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and "\n" not in err
+    assert not (tmp_path / "r").exists()
+
+
+def test_a_diverging_run_stops_without_a_model(tone_set, tmp_path, capsys, monkeypatch):
+    """Weights that turn NaN (here: an optimizer stepping by NaN) stop the run at the end of
+    the epoch, with one line and no model."""
+    from tinyspeech_tf.train import loop
+
+    original = loop._optimizer
+    monkeypatch.setattr(loop, "_optimizer",
+                        lambda rate, *rest: original(float("nan"), *rest))
+    out = tmp_path / "nan"
+    assert cli.main(["train", "--data", str(tone_set), "--out", str(out),
+                     "--epochs", "2", "--qat-epochs", "0", "--batch-size", "8",
+                     "--max-steps-per-epoch", "3"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "the loss is not finite" in err and "\n" not in err
+    assert not (out / "model_int8.tflite").exists() and not (out / "model.keras").exists()
+
+
+def test_one_populated_class_is_refused(tmp_path, capsys):
+    from tinyspeech_tf.audio import write_wav
+
+    for split in ("train", "val"):
+        for label in LABELS:
+            (tmp_path / "one" / split / label).mkdir(parents=True)
+        for k in range(3):
+            write_wav(tmp_path / "one" / split / "yes" / f"y{k}.wav",
+                      np.zeros(16000, np.float32))
+    assert cli.main(["train", "--data", str(tmp_path / "one"), "--out",
+                     str(tmp_path / "r"), "--epochs", "1"]) == 2
+    assert "a classifier needs at least two" in capsys.readouterr().err

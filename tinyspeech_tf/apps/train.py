@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
+from pathlib import Path
 
 from tinyspeech_tf.apps.common import add_recipe_arguments, parse_model_args, recipe_fields
 from tinyspeech_tf.errors import UserError
@@ -62,6 +64,13 @@ def run(args: argparse.Namespace) -> int:
                          model_kwargs=parse_model_args(args.model_arg), prune=args.prune,
                          cluster_bits=args.cluster_bits,
                          max_steps_per_epoch=args.max_steps_per_epoch, **recipe_fields(args))
+    if args.resume and "epochs" not in recipe_fields(args):
+        # Without --epochs a resumed run keeps its own length, not the default's.
+        from tinyspeech_tf.runs import CONFIG, read_json_object
+
+        saved = read_json_object(Path(config.out) / CONFIG) or {}
+        if isinstance(saved.get("epochs"), int):
+            config = dataclasses.replace(config, epochs=saved["epochs"])
     check_config(config)
     metrics = train(config, resume=args.resume)
     print(f"{config.out}: float {metrics['float']['accuracy']:.2%}, int8 (TFLM) "

@@ -4,6 +4,7 @@ directory) and the data sources it names; checked before any data loads."""
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 from dataclasses import dataclass, field
 
@@ -109,6 +110,11 @@ def check_config(config: TrainConfig) -> None:
     """One-line errors for option values no run can use."""
     if config.epochs < 1 or config.batch_size < 1 or config.qat_epochs < 0:
         raise UserError("--epochs and --batch-size must be at least 1, --qat-epochs at least 0")
+    for option, rate in (("--lr", config.learning_rate), ("--qat-lr", config.qat_learning_rate)):
+        if not (isinstance(rate, int | float) and math.isfinite(rate) and rate > 0):
+            raise UserError(f"{option} {rate}: a learning rate must be a finite number > 0")
+    if config.max_steps_per_epoch is not None and config.max_steps_per_epoch < 1:
+        raise UserError(f"--max-steps-per-epoch {config.max_steps_per_epoch}: at least 1")
     if not 0 <= config.cluster_bits <= 7 or (config.cluster_bits and not config.qat_epochs):
         raise UserError(f"--cluster-bits {config.cluster_bits}: use 1..7 with --qat-epochs "
                         "of at least 1 (clusters are held during QAT), or 0 for none")

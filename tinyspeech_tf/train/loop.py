@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import gc
 import json
+import math
 import os
 import time
 from pathlib import Path
@@ -25,6 +26,17 @@ from tinyspeech_tf.io import write_atomic as _write_atomic
 from tinyspeech_tf.runs import CONFIG, read_json_object
 from tinyspeech_tf.train.card import model_card, plot_confusion, plot_curves
 from tinyspeech_tf.train.config import TrainConfig, concat_splits, load_source
+
+
+def _save_keras(model, path: Path) -> None:
+    """Keras writes in place: a kill mid-write would leave a checkpoint no resume can read.
+    Written beside it first, then renamed over it."""
+    tmp = path.with_name(f".{path.stem}.tmp{os.getpid()}.keras")
+    try:
+        model.save(tmp)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def _optimizer(rate: float, config: TrainConfig, steps_per_epoch: int, epochs: int):
@@ -128,6 +140,17 @@ def train(config: TrainConfig, resume: bool = False, verbose: int = 1,
         # The saved run defines everything but how far to go (--epochs may extend it) and
         # where it now lives (a run folder may have been moved or copied).
         config = dataclasses.replace(saved, epochs=config.epochs, out=config.out)
+        try:
+            done = int(read_json_object(state_path, required=True)["epoch"])
+        except (KeyError, TypeError, ValueError):
+            raise UserError(f"{state_path}: not a training state; delete {ckpt_dir} and train "
+                            "again without --resume") from None
+        if config.epochs < min(done, saved.epochs) or (done > saved.epochs
+                                                         and config.epochs != saved.epochs):
+            raise UserError(f"--epochs {config.epochs}: {out} has done {done} epochs "
+                            f"({saved.epochs} float, then QAT); give at least "
+                            f"{min(done, saved.epochs)} float epochs before QAT starts, or "
+                            "omit --epochs to keep the run's own")
     ckpt_dir.mkdir(parents=True, exist_ok=True)
     _write_atomic(out / "config.json", json.dumps(dataclasses.asdict(config), indent=2))
 
@@ -136,6 +159,10 @@ def train(config: TrainConfig, resume: bool = False, verbose: int = 1,
 
     source = load_source(config.data, config.seed)
     train_split = source.split("train")
+    if np.count_nonzero(np.bincount(train_split.labels)) < 2:
+        raise UserError(f"{config.data}: its train split has examples of "
+                        f"{np.count_nonzero(np.bincount(train_split.labels))} class(es); a "
+                        "classifier needs at least two")
     for extra in config.extra_train:
         train_split = concat_splits(train_split, load_source(extra, config.seed).split("train"))
     val_split = source.split("validation")
@@ -214,6 +241,11 @@ def train(config: TrainConfig, resume: bool = False, verbose: int = 1,
 
         def on_epoch_end(self, epoch, logs=None):
             logs = logs or {}
+            if not all(math.isfinite(float(logs[k])) for k in ("loss", "val_loss") if k in logs):
+                # Before anything is saved: the last good epoch stays the one to resume from.
+                raise UserError(f"epoch {epoch + 1}: the loss is not finite "
+                                f"({logs.get('loss')}); lower --lr (now "
+                                f"{config.learning_rate:g}) and start again")
             for key, value in logs.items():
                 history.setdefault(key, []).append(float(value))
             if logs.get("val_accuracy", -1.0) > self.best_so_far["val_accuracy"]:
@@ -259,8 +291,8 @@ def train(config: TrainConfig, resume: bool = False, verbose: int = 1,
 
     started = time.time()
     fit(model, initial_epoch, config.epochs, EpochState(
-        best, lambda: model.save(ckpt_dir / "best.keras"),
-        lambda: model.save(ckpt_dir / "last.keras")),
+        best, lambda: _save_keras(model, ckpt_dir / "best.keras"),
+        lambda: _save_keras(model, ckpt_dir / "last.keras")),
         extra=pruning.callbacks() if config.prune else ())
     model = _load(ckpt_dir / "best.keras", config)
     masks = None
