@@ -8,10 +8,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from test_stream import clip_folder  # noqa: F401  (the fixture: tone "words" and noise)
 from tiny_export import make_run
 
 from tinyspeech_tf import cli
-from tinyspeech_tf.audio import write_wav
 from tinyspeech_tf.data import LABELS
 from tinyspeech_tf.stream import tune
 from tinyspeech_tf.stream.detect import detections_from_scores, smoother_config
@@ -112,20 +112,10 @@ def test_speaker_halves_split_speakers_not_clips():
         assert {h for m, h in halves.items() if speaker in m} == {halves[n]}
 
 
-def test_stream_tune_writes_detector_and_export_uses_it(tmp_path, capsys):
+def test_stream_tune_writes_detector_and_export_uses_it(clip_folder, tmp_path, capsys):  # noqa: F811
     """End to end on two tone streams: settings chosen on one, scored on the other; the run's
     detector.json is what export writes into model_settings.h, and `stream` defaults to it."""
-    from test_stream import _clip
-
-    rng = np.random.default_rng(0)
-    data = tmp_path / "val"
-    for label in LABELS:
-        (data / label).mkdir(parents=True)
-        for k in range(2):
-            write_wav(data / label / f"{label}_{k}.wav", _clip(label, rng))
-    noise = tmp_path / "noise"
-    noise.mkdir()
-    write_wav(noise / "white.wav", (0.1 * rng.standard_normal(80000)).astype(np.float32))
+    data, noise = clip_folder
     for name, seed in (("a", 1), ("b", 2)):
         assert cli.main(["stream-make", str(tmp_path / f"{name}.wav"), "--data", str(data),
                          "--minutes", "0.4", "--seed", str(seed), "--noise-dir", str(noise),
