@@ -32,8 +32,12 @@ lint: $(STAMP)
 	$(VENV)/bin/lint-imports
 
 # Offline by default: DATA=synthetic generates the espeak-ng keyword set once into .cache/.
+# WORDS=marvin,sheila,bed trains your own keywords (DATA must be a Speech Commands archive).
+WORDS ?=
+
 train: $(STAMP)
-	$(VENV)/bin/tinyspeech train --model $(MODEL) --data $(DATA) --out runs/$(MODEL)
+	$(VENV)/bin/tinyspeech train --model $(MODEL) --data $(DATA) --out runs/$(MODEL) \
+		$(if $(WORDS),--words $(WORDS))
 
 # The real-data recipe `real` (defined once, in tinyspeech_tf/train/recipes.py) on the Speech
 # Commands train split; the best epoch on val is kept.

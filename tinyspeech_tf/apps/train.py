@@ -41,6 +41,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=defaults.seed)
     parser.add_argument("--max-steps-per-epoch", type=int, default=None,
                         help="cap steps per epoch (smoke tests)")
+    parser.add_argument("--words", default=None, metavar="W1,W2,...",
+                        help="your own keywords (folders of a Speech Commands archive, e.g. "
+                             "marvin,sheila,bed): labels _silence_,_unknown_ and these, every "
+                             "other word is unknown (default: the ten protocol words)")
     parser.add_argument("--resume", action="store_true",
                         help="continue the run in --out from its last completed epoch")
 
@@ -63,7 +67,9 @@ def run(args: argparse.Namespace) -> int:
                          extra_train=list(args.extra_train),
                          model_kwargs=parse_model_args(args.model_arg), prune=args.prune,
                          cluster_bits=args.cluster_bits,
-                         max_steps_per_epoch=args.max_steps_per_epoch, **recipe_fields(args))
+                         max_steps_per_epoch=args.max_steps_per_epoch,
+                         words=[w.strip() for w in args.words.split(",") if w.strip()]
+                         if args.words else None, **recipe_fields(args))
     if args.resume and "epochs" not in recipe_fields(args):
         # Without --epochs a resumed run keeps its own length, not the default's.
         from tinyspeech_tf.runs import CONFIG, read_json_object

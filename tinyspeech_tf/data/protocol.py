@@ -52,15 +52,29 @@ def canonical_label(name: str) -> str:
     return _ALIASES.get(name, name)
 
 
-def word_to_label(word: str) -> str:
+def word_to_label(word: str, words: tuple[str, ...] = WORDS) -> str:
     """Label of a Speech Commands word folder: keywords keep their name, others are unknown.
 
     ``_background_noise_`` is not a word and must be handled by the caller.
     """
     word = canonical_label(word)
-    if word in WORDS or word in (SILENCE, UNKNOWN):
+    if word in words or word in (SILENCE, UNKNOWN):
         return word
     return UNKNOWN
+
+
+def labels_for(words: tuple[str, ...] | list[str] | None) -> tuple[str, ...]:
+    """The label order of a model of ``words`` (None: the ten Speech Commands keywords):
+    ``_silence_, _unknown_``, then the words as given. Bad word lists fail in one line."""
+    if words is None:
+        return LABELS
+    words = tuple(words)
+    bad = [w for w in words if not w or w in (SILENCE, UNKNOWN, "silence", "unknown")
+           or not all(c.isalnum() or c in "_-" for c in w)]
+    if not words or bad or len(set(words)) != len(words) or len(words) > 30:
+        raise UserError(f"--words {','.join(words)}: give 1 to 30 distinct word folder names "
+                        "(letters, digits, _ or -), e.g. --words marvin,sheila,bed")
+    return (SILENCE, UNKNOWN, *words)
 
 
 def label_index(name: str, labels: tuple[str, ...] = LABELS) -> int:

@@ -33,6 +33,7 @@ from tinyspeech_tf.data.protocol import (
     UNKNOWN,
     WORDS,
     canonical_label,
+    labels_for,
     word_to_label,
 )
 from tinyspeech_tf.errors import UserError
@@ -276,14 +277,24 @@ def _split_seed(seed: int, split: str) -> np.random.Generator:
 
 def load_archive(root: str | os.PathLike, *, splits: tuple[str, ...] = SPLITS, seed: int = 0,
                  unknown_fraction: float | None = 0.1, silence_fraction: float = 0.1,
-                 noise_dir: str | os.PathLike | None = None) -> Source:
+                 noise_dir: str | os.PathLike | None = None,
+                 words: tuple[str, ...] | None = None) -> Source:
     """Full archive layout: split by the official lists, other words become ``_unknown_``.
+
+    ``words`` chooses the keywords (default the ten of the protocol); labels are
+    ``_silence_, _unknown_`` and the words, every other word folder is unknown.
 
     Each split gets the 12-class protocol: unknown subsampled and silence cut from the
     background noise so each is about ``unknown_fraction`` / ``silence_fraction`` of the split
     (seeded by ``seed`` and the split name, so validation/test are stable across runs).
     """
     root = Path(root)
+    labels_order = labels_for(words)
+    keywords = labels_order[2:]
+    absent = [w for w in keywords if not (root / w).is_dir()]
+    if absent:
+        raise UserError(f"{root}: no folder for word(s) {', '.join(absent)}; the words of this "
+                        "archive are its folder names")
     lists = {}
     for split, fname in (("validation", "validation_list.txt"), ("test", "testing_list.txt")):
         p = root / fname
@@ -294,7 +305,7 @@ def load_archive(root: str | os.PathLike, *, splits: tuple[str, ...] = SPLITS, s
         wdir = root / word
         if not wdir.is_dir() or word == BACKGROUND_DIR or word.startswith("."):
             continue
-        label = LABELS.index(word_to_label(word))
+        label = labels_order.index(word_to_label(word, keywords))
         for name in sorted(os.listdir(wdir)):
             if not _is_wav(name):
                 continue
@@ -315,10 +326,11 @@ def load_archive(root: str | os.PathLike, *, splits: tuple[str, ...] = SPLITS, s
         if unknown_fraction is not None:
             extra = int(round(n_known * unknown_fraction / (1 - unknown_fraction
                                                             - silence_fraction)))
-            unknown = keep[labels == LABELS.index(UNKNOWN)]
+            unknown = keep[labels == labels_order.index(UNKNOWN)]
             if len(unknown) > extra:
                 chosen = rng.choice(unknown, size=extra, replace=False)
-                keep = np.sort(np.concatenate([keep[labels != LABELS.index(UNKNOWN)], chosen]))
+                keep = np.sort(np.concatenate([keep[labels != labels_order.index(UNKNOWN)],
+                                               chosen]))
         paths = [items[i][0] for i in keep]
         waves = _read_clips(paths)
         labels = labels[keep]
@@ -327,9 +339,10 @@ def load_archive(root: str | os.PathLike, *, splits: tuple[str, ...] = SPLITS, s
         if n_known and n_sil:
             sil, sil_names = cut_silence(noise, n_sil, rng, noise_paths)
             waves = np.concatenate([waves, sil])
-            labels = np.concatenate([labels, np.full(n_sil, LABELS.index(SILENCE), np.int32)])
+            labels = np.concatenate([labels, np.full(n_sil, labels_order.index(SILENCE),
+                                                     np.int32)])
             paths += sil_names
-        out[split] = Split(waves, labels, LABELS, paths, split)
+        out[split] = Split(waves, labels, labels_order, paths, split)
     return Source(KIND_ARCHIVE, str(root), out, noise, noise_paths)
 
 
@@ -447,14 +460,26 @@ def load_tfds(data_dir: str | None = None, *, splits: tuple[str, ...] = SPLITS, 
 
 def load(source: str | os.PathLike, *, splits: tuple[str, ...] = SPLITS, seed: int = 0,
          unknown_fraction: float | None = 0.1, silence_fraction: float = 0.1,
-         noise_dir: str | os.PathLike | None = None, download: bool = False) -> Source:
+         noise_dir: str | os.PathLike | None = None, download: bool = False,
+         words: tuple[str, ...] | None = None) -> Source:
     """Load any supported source; ``tfds`` / ``tfds:DATA_DIR`` or a folder (kind detected).
+
+    ``words`` (custom keywords) needs the full archive layout, where every word has a folder;
+    the other layouts hold only the ten protocol words.
 
     ``seed`` only drives which unknown clips are kept and where silence is cut, so it can stay
     fixed while training seeds vary. ``noise_dir`` overrides where background noise comes from
     (default: the source's ``_background_noise_``, else ``../shared``'s official clips).
     """
     text = os.fspath(source)
+    if words is not None and tuple(words) != WORDS:
+        kind = "tfds" if text == "tfds" or text.startswith("tfds:") else detect(text)
+        if kind != KIND_ARCHIVE:
+            raise UserError(f"{text}: custom --words need the full Speech Commands archive "
+                            "layout (one folder per word, e.g. speech_commands_v0.01_mini); "
+                            "this source holds only the ten protocol words")
+        return load_archive(text, splits=splits, seed=seed, unknown_fraction=unknown_fraction,
+                            silence_fraction=silence_fraction, noise_dir=noise_dir, words=words)
     if text == "tfds" or text.startswith("tfds:"):
         data_dir = text[len("tfds:"):] or None
         return load_tfds(data_dir, splits=splits, seed=seed, unknown_fraction=unknown_fraction,

@@ -95,7 +95,9 @@ def dataset_golden_clip(run: Run) -> tuple[np.ndarray, str, str]:
                         "--golden-wav WAV")
     source = _dataset_path(run)
     try:
-        split = data_mod.load(source, splits=("validation",)).split("validation")
+        words = (run.config or {}).get("words")
+        split = data_mod.load(source, splits=("validation",),
+                              words=tuple(words) if words else None).split("validation")
     except (UserError, OSError, ImportError) as err:
         raise UserError(f"cannot read the validation split of {source!r} ({err}); pass "
                         "--golden-wav WAV instead") from None

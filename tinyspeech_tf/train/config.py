@@ -70,6 +70,8 @@ class TrainConfig:
     # Fraction of training examples replaced by windows cut at random offsets from two joined
     # clips, labelled by what they hold (tinyspeech_tf.data.augment.stream_windows); 0 = off.
     stream_windows: float = 0.0
+    # Custom keywords (labels _silence_, _unknown_, then these); None: the ten protocol words.
+    words: list | None = None
     # The MFCC front-end, a name in tinyspeech_tf.features.FRONTENDS (written to frontend.json).
     frontend: str = "mlperf_10x49"
 
@@ -83,9 +85,10 @@ class TrainConfig:
 
 
 
-def load_source(data: str, seed: int):
+def load_source(data: str, seed: int, words: list | None = None):
     """Resolve ``--data``: ``synthetic`` (the offline default set, generated if missing) or any
-    source ``tinyspeech_tf.data.load`` accepts."""
+    source ``tinyspeech_tf.data.load`` accepts, with ``words`` as its keywords (None: the
+    protocol's ten)."""
     from tinyspeech_tf import data as data_mod
 
     if data == "synthetic":
@@ -93,7 +96,7 @@ def load_source(data: str, seed: int):
 
         synth.synthesize(SYNTHETIC_DIR)
         data = SYNTHETIC_DIR
-    return data_mod.load(data, seed=seed)
+    return data_mod.load(data, seed=seed, words=None if words is None else tuple(words))
 
 
 def concat_splits(first, second):
@@ -131,6 +134,15 @@ def check_config(config: TrainConfig) -> None:
         raise UserError("--time-shift-ms and the SpecAugment mask options must be >= 0")
     if not 0.0 <= config.stream_windows <= 1.0:
         raise UserError(f"--stream-windows {config.stream_windows}: a fraction in [0, 1]")
+    if config.words is not None:
+        from tinyspeech_tf.data.protocol import labels_for
+
+        labels_for(config.words)
+        if config.data == "synthetic":
+            raise UserError("--words: the offline synthetic set speaks the ten protocol words; "
+                            "give --data a Speech Commands archive folder for other words")
+        if config.teacher:
+            raise UserError("--words and --teacher do not mix: the teacher knows other labels")
     from tinyspeech_tf.features import frontend_named
 
     frontend_named(config.frontend)

@@ -157,14 +157,15 @@ def train(config: TrainConfig, resume: bool = False, verbose: int = 1,
     keras.utils.set_random_seed(config.seed)
     tf.config.experimental.enable_op_determinism()
 
-    source = load_source(config.data, config.seed)
+    source = load_source(config.data, config.seed, config.words)
     train_split = source.split("train")
     if np.count_nonzero(np.bincount(train_split.labels)) < 2:
         raise UserError(f"{config.data}: its train split has examples of "
                         f"{np.count_nonzero(np.bincount(train_split.labels))} class(es); a "
                         "classifier needs at least two")
     for extra in config.extra_train:
-        train_split = concat_splits(train_split, load_source(extra, config.seed).split("train"))
+        train_split = concat_splits(train_split, load_source(extra, config.seed, config.words)
+                                    .split("train"))
     val_split = source.split("validation")
     names = tuple(train_split.label_names)
     val_x = features_of(val_split.waveforms, frontend)
