@@ -323,13 +323,27 @@ def test_other_mistakes_are_one_line_errors(run_dir, tmp_path, capsys) -> None:
     bad = tmp_path / "bad.wav"
     bad.write_bytes(b"not a wav")
     _fails([*base, "--golden-wav", str(bad)], capsys, "bad.wav", "wav")
-    # the run's dataset is not here and no --golden-wav: say what to pass
-    _fails(base, capsys, "no/such/dataset", "--golden-wav")
     broken = tmp_path / "broken"
     shutil.copytree(run_dir, broken)
     (broken / "model_int8.tflite").write_bytes(b"\0" * 64)
     _fails(["export-tflite", str(broken), "--no-copy"], capsys, "not a TFLite flatbuffer")
     assert not (tmp_path / "o" / E.MANIFEST).exists()
+
+
+def test_export_without_the_runs_dataset_uses_a_generated_golden(run_dir, tmp_path, capsys):
+    """A shipped model on a user's machine: the dataset it was trained on is absent, so the
+    self-test's golden clip is a generated signal, labelled by the model's own prediction;
+    the export needs no data and copies none."""
+    out = tmp_path / "o"
+    assert cli.main(["export-tflite", str(run_dir), "--out", str(out), "--no-copy"]) == 0
+    assert E.GENERATED_CLIP in capsys.readouterr().out
+    golden = (out / "golden.h").read_text()
+    assert "generated test signal" in golden
+    manifest = json.loads((out / E.MANIFEST).read_text())
+    assert manifest["golden"]["label_source"] == "prediction"
+    samples = E.generated_golden_clip(16000, 16000)
+    assert samples.shape == (16000,) and 0.1 < np.abs(samples).max() < 1.0
+    np.testing.assert_array_equal(samples, E.generated_golden_clip(16000, 16000))
 
 
 # ---- compiling ---------------------------------------------------------------------------------

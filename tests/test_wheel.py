@@ -73,4 +73,9 @@ def test_installed_wheel_runs_zoo_train_and_export(wheel_venv, tmp_path):
     assert "export" in out
     for name in ("model_data.cc", "model_data.h", "model_settings.h", "op_resolver.h"):
         assert (tmp_path / "export" / name).is_file(), name
+    # The shipped TinySpeech-M exports on a machine without its dataset (no ../shared here).
+    assert not (tmp_path.parent / "shared").exists()
+    out = _run(wheel_venv, tmp_path, "export-tflite", str(package / "pretrained" / "tinyspeech_m"),
+               "--out", "shipped")
+    assert "generated test signal" in out and (tmp_path / "shipped" / "golden.h").is_file()
     assert _files(package) == installed, "the installed package was written into"

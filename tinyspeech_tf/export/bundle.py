@@ -60,12 +60,32 @@ def default_out_dir(run_dir: str | os.PathLike) -> Path:
 
 
 # ---- the golden clip --------------------------------------------------------------------------
+class DatasetAbsent(UserError):
+    """The run's dataset is not on this machine (e.g. a shipped model on a user's clone)."""
+
+
+GENERATED_CLIP = "generated test signal (the run's dataset is not here)"
+
+
+def generated_golden_clip(sample_rate: int, samples: int) -> np.ndarray:
+    """A fixed 1 s test signal (a rising then falling chirp with harmonics over faint seeded
+    noise): the self-test checks that the board's front-end and model compute exactly what
+    Python does, which any audio shows; this needs no dataset and copies none."""
+    t = np.arange(samples) / sample_rate
+    freq = 300.0 + 1700.0 * np.sin(np.pi * t / t[-1])
+    phase = 2 * np.pi * np.cumsum(freq) / sample_rate
+    envelope = np.sin(np.pi * t / t[-1]) ** 2
+    tone = 0.25 * envelope * (np.sin(phase) + 0.4 * np.sin(2 * phase) + 0.2 * np.sin(3 * phase))
+    noise = 0.003 * np.random.default_rng(0).standard_normal(samples)
+    return (tone + noise).astype(np.float32)
+
+
 def _dataset_path(run: Run) -> str:
     from tinyspeech_tf.train.config import SYNTHETIC_DIR
 
     where = display_path(run.path)
     if run.config is None or not isinstance(run.config.get("data"), str):
-        raise UserError(f"{where}: config.json (naming the dataset) is missing, so the golden "
+        raise DatasetAbsent(f"{where}: config.json (naming the dataset) is missing, so the golden "
                         "clip cannot be chosen from it; pass --golden-wav WAV (a 1 s clip)")
     data = run.config["data"]
     if data == "synthetic":
@@ -74,7 +94,7 @@ def _dataset_path(run: Run) -> str:
         return data
     # A relative path (as training records it) is relative to the working directory.
     if not os.path.isdir(data):
-        raise UserError(f"{where}: its dataset {run.config['data']!r} is not available here, "
+        raise DatasetAbsent(f"{where}: its dataset {run.config['data']!r} is not available here, "
                         "so the golden clip cannot be chosen from it; pass --golden-wav WAV "
                         "(a 1 s 16 kHz clip of a keyword)")
     return data
@@ -136,8 +156,12 @@ def make_golden(run: Run, io: dict, wav: str | None = None,
     else:
         if label is not None:
             raise UserError("--golden-label needs --golden-wav (dataset clips have labels)")
-        samples, path, label = dataset_golden_clip(run)
-        clip, source = display_path(path), "dataset"
+        try:
+            samples, path, label = dataset_golden_clip(run)
+            clip, source = display_path(path), "dataset"
+        except DatasetAbsent:
+            samples = generated_golden_clip(fe.sample_rate, fe.clip_samples)
+            label, clip, source = None, GENERATED_CLIP, "prediction"
     # The board sees int16 PCM: compute features from exactly those samples.
     pcm = to_int16(fit_length(samples, fe.clip_samples))
     features = features_from_samples(pcm.astype(np.float32) / 32768.0, fe)
