@@ -291,7 +291,8 @@ def load_archive(root: str | os.PathLike, *, splits: tuple[str, ...] = SPLITS, s
     root = Path(root)
     labels_order = labels_for(words)
     keywords = labels_order[2:]
-    absent = [w for w in keywords if not (root / w).is_dir()]
+    # Custom words must exist; the ten protocol words may be missing (an empty class).
+    absent = [w for w in keywords if words is not None and not (root / w).is_dir()]
     if absent:
         raise UserError(f"{root}: no folder for word(s) {', '.join(absent)}; the words of this "
                         "archive are its folder names")
