@@ -51,7 +51,7 @@ def _val_folder(root: Path) -> Path:
 
 @pytest.fixture(scope="module")
 def benched(tmp_path_factory):
-    """One bench run over tiny inputs; tiny_conv has no run and --no-train is given."""
+    """One bench run over tiny inputs; tiny_conv has no run (and no --train)."""
     from tinyspeech_tf import cli
 
     root = tmp_path_factory.mktemp("bench")
@@ -68,7 +68,7 @@ def benched(tmp_path_factory):
     variant = make_run(root / "variants", "tinyspeech_m", share="block")
     variant = variant.rename(variant.with_name("m_block"))
     assert cli.main(["compress", str(variant), "--data", str(val)]) == 0
-    argv = ["bench", "--models", "tinyspeech_m,tiny_conv", "--no-train",
+    argv = ["bench", "--models", "tinyspeech_m,tiny_conv",
             "--runs", str(root / "zoo" / "runs"), "--runs-root", str(root / "no_runs"),
             "--variants", str(variant.parent),
             "--data", str(val), "--peers", str(peers),
@@ -172,18 +172,42 @@ def test_variant_rows_say_what_they_are(benched):
     assert "TFLM LUT-compressed (4-bit indices" in md
 
 
-def test_missing_run_with_no_train_is_reported(benched, capsys):
+def test_missing_run_without_train_is_reported(benched, capsys):
     by_name = benched["by_name"]
     tiny = by_name["tiny_conv"]
     assert tiny["status"] == "not run"
-    assert "--no-train" in tiny["reason"]
+    assert "--train trains it" in tiny["reason"]
     assert any(s.endswith("tiny_conv") for s in tiny["searched"])
     assert "architecture" not in tiny  # --no-probe
     assert by_name["tinyspeech_x"]["status"] == "not run"
     assert "not selected" in by_name["tinyspeech_x"]["reason"]
-    assert by_name["arm_micronet_m"]["status"] == "missing"
+    assert by_name["arm_micronet_m"]["status"] == "skipped"
+    assert "not on this machine" in by_name["arm_micronet_m"]["reason"]
     md = (benched["out"] / "results.md").read_text()
     assert "| tiny_conv | not run: no finished run" in md
+
+
+def test_bench_without_data_measures_shipped_models_and_skips_peers(tmp_path, monkeypatch):
+    """A user's clone: no dataset and no peer models. Nothing is scored or trained; the shipped
+    TinySpeech-M is found and sized, its accuracy at training shown, the peers listed as
+    skipped with the reason."""
+    from tinyspeech_tf import cli
+
+    monkeypatch.setattr(bench.collect, "default_shared",
+                        lambda *parts: str(tmp_path.joinpath("no_shared", *parts)))
+    out = tmp_path / "out"
+    assert cli.main(["bench", "--models", "tinyspeech_m", "--runs-root", str(tmp_path / "r"),
+                     "--variants", str(tmp_path / "v"), "--out", str(out), "--no-readme",
+                     "--rounds", "3", "--warmup", "1", "--no-frontend", "--no-probe"]) == 0
+    results = json.loads((out / "results.json").read_text())
+    by_name = {e["name"]: e for e in results["models"]}
+    m = by_name["tinyspeech_m"]
+    assert results["data"] is None and m["status"] == "measured"
+    assert Path(m["source"]).as_posix().endswith("pretrained/tinyspeech_m")
+    assert m["int8_accuracy"] is None and m["int8_accuracy_at_training"] > 0.8
+    assert all(by_name[p.name]["status"] == "skipped" for p in bench.PEERS)
+    md = (out / "results.md").read_text()
+    assert f"({m['int8_accuracy_at_training']:.2%})" in md and "skipped: no file" in md
 
 
 def test_ratios_against_reference(benched):

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -13,9 +16,6 @@ from tinyspeech_tf import cli
 from tinyspeech_tf.audio import read_wav
 from tinyspeech_tf.data import load, synth
 from tinyspeech_tf.data.protocol import LABELS
-
-pytestmark = pytest.mark.skipif(shutil.which("espeak-ng") is None,
-                                reason="espeak-ng is not installed (apt-get install espeak-ng)")
 
 
 @pytest.fixture(autouse=True)
@@ -135,3 +135,51 @@ def test_refuses_foreign_folder_and_bad_arguments(tmp_path, capsys) -> None:
     assert cli.main(["dataset", "synth", "--out", str(tmp_path / "y"), "--per-word", "1",
                      "--noise-dir", str(tmp_path / "empty_noise")]) == 2
     assert "empty_noise" in capsys.readouterr().err
+
+
+def test_pip_only_machine_speaks_without_the_espeak_ng_program(tmp_path) -> None:
+    """No `espeak-ng` on PATH, no system library path: the wheel's libespeak-ng speaks."""
+    env = {k: v for k, v in os.environ.items() if k not in ("LD_LIBRARY_PATH", "PATH")}
+    env["PATH"] = str(Path(sys.executable).parent)  # the venv only: no /usr/bin
+    script = ("import shutil, sys; assert shutil.which('espeak-ng') is None; "
+              "from tinyspeech_tf import cli; "
+              "sys.exit(cli.main(['dataset', 'synth', '--out', sys.argv[1], '--per-word', '1']))")
+    out = tmp_path / "set"
+    proc = subprocess.run([sys.executable, "-c", script, str(out)], env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    meta = json.loads((out / "dataset.json").read_text())
+    assert meta["params"]["espeak_ng"].endswith("(espeakng-loader)")
+    samples, _ = read_wav(next((out / "train" / "yes").glob("*.wav")))
+    assert np.abs(samples).max() > 0.05
+
+
+def test_no_engine_is_one_line_with_the_install_hint(monkeypatch) -> None:
+    import builtins
+
+    from tinyspeech_tf.data import espeak
+    from tinyspeech_tf.errors import UserError
+
+    real_import = builtins.__import__
+
+    def no_wheel(name, *args, **kwargs):
+        if name == "espeakng_loader":
+            raise ImportError(name)
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_wheel)
+    monkeypatch.setattr(espeak, "_engine", None)
+    monkeypatch.setattr(espeak.shutil, "which", lambda _name: None)
+    with pytest.raises(UserError, match="pip install espeakng-loader"):
+        espeak.engine()
+
+
+@pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="no espeak-ng program here (the "
+                    "wheel's library is the default engine; the program is the fallback)")
+def test_the_program_fallback_speaks() -> None:
+    from tinyspeech_tf.data.espeak import Command
+
+    speaker = Command(shutil.which("espeak-ng"))
+    pcm = speaker.speak("yes", "en-us+f3", 150, 50, 100)
+    assert pcm.dtype == np.int16 and len(pcm) > speaker.rate // 10
+    assert "(command)" in speaker.version

@@ -346,6 +346,29 @@ def test_export_without_the_runs_dataset_uses_a_generated_golden(run_dir, tmp_pa
     np.testing.assert_array_equal(samples, E.generated_golden_clip(16000, 16000))
 
 
+def test_export_replays_the_golden_clip_the_run_stored(run_dir, tmp_path, capsys) -> None:
+    """Training fixes the self-test clip in the run (golden.wav + golden.json): export takes
+    it, with its label, on a machine without the dataset; a label the model lacks is refused."""
+    from tinyspeech_tf.runs import write_golden
+
+    run = tmp_path / "run"
+    shutil.copytree(run_dir, run)
+    write_golden(run, _tone(555.0), "no", "val/no/x.wav")
+    out = tmp_path / "o"
+    assert cli.main(["export-tflite", str(run), "--out", str(out), "--no-copy"]) == 0
+    manifest = json.loads((out / E.MANIFEST).read_text())
+    assert manifest["golden"]["label_source"] == "run"
+    assert manifest["golden"]["label"] == "no" and "val/no/x.wav" in manifest["golden"]["clip"]
+    golden = (out / "golden.h").read_text()
+    from tinyspeech_tf.audio import to_int16
+
+    np.testing.assert_array_equal(parse_int_array(golden, "g_golden_samples"),
+                                  to_int16(_tone(555.0)))
+    (run / "golden.json").write_text('{"label": "hello", "clip": "x"}')
+    _fails(["export-tflite", str(run), "--out", str(tmp_path / "o2"), "--no-copy"], capsys,
+           "golden.json", "hello")
+
+
 # ---- compiling ---------------------------------------------------------------------------------
 HOST_MAIN = r"""
 #include <cstdint>

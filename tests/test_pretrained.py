@@ -19,6 +19,8 @@ def test_tinyspeech_m_ships_and_every_bundle_is_intact():
     assert "tinyspeech_m" in SHIPPED
     for name in SHIPPED:
         bundles.verify(zoo.PRETRAINED_DIR / name)
+        # the self-test clip travels with the model: export needs no dataset
+        assert (zoo.PRETRAINED_DIR / name / "golden.wav").is_file(), name
 
 
 def test_weights_load_keras_applications_style_and_refuse_other_shapes():

@@ -14,7 +14,8 @@ from tinyspeech_tf.data import LABELS
 from tinyspeech_tf.train import Interrupted, TrainConfig, train
 
 RUN_FILES = ["model.keras", "model_int8.tflite", "labels.txt", "frontend.json", "metrics.json",
-             "confusion_int8.png", "curves.png", "MODEL_CARD.md", "config.json"]
+             "confusion_int8.png", "curves.png", "MODEL_CARD.md", "config.json", "golden.wav",
+             "golden.json"]
 
 
 @pytest.fixture(scope="module")
@@ -50,6 +51,19 @@ def test_run_directory_is_complete(straight_run):
     assert metrics["tflite_bytes"] == (out / "model_int8.tflite").stat().st_size
     assert "int8 (TFLM)" in (out / "MODEL_CARD.md").read_text()
     assert not list(out.glob("*.tmp*")) and not list(out.glob(".*tmp*"))
+
+
+def test_run_fixes_its_self_test_clip(straight_run, tone_set):
+    """The golden clip is stored when the run is made: the first val clip, by path, of the
+    first keyword, named relative to its dataset (no path of this machine in the run)."""
+    from tinyspeech_tf.audio import read_wav
+
+    out, _ = straight_run
+    golden = json.loads((out / "golden.json").read_text())
+    word = next(label for label in LABELS if label not in ("_silence_", "_unknown_"))
+    first = sorted((tone_set / "val" / word).glob("*.wav"))[0]
+    assert golden == {"label": word, "clip": f"val/{word}/{first.name}"}
+    np.testing.assert_array_equal(read_wav(out / "golden.wav")[0], read_wav(first)[0])
 
 
 def test_resume_matches_uninterrupted_run(straight_run, tone_set, tmp_path):

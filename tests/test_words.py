@@ -34,11 +34,14 @@ def test_archive_keeps_the_words_and_maps_the_rest_to_unknown():
 
 
 def test_three_word_model_trains_and_exports(tmp_path, capsys):
+    """Fine-tuned from the shipped TinySpeech-M with a fresh 5-way classifier."""
     mini = require_shared("data", "speech_commands_v0.01_mini")
     run = tmp_path / "words"
     assert cli.main(["train", "--words", "marvin,sheila,bed", "--data", str(mini), "--out",
                      str(run), "--epochs", "1", "--qat-epochs", "0",
-                     "--max-steps-per-epoch", "2"]) == 0
+                     "--max-steps-per-epoch", "2", "--init-from", "pretrained"]) == 0
+    assert "weights from pretrained" in capsys.readouterr().out
+    assert '"init_from": "pretrained"' in (run / "metrics.json").read_text()
     assert (run / "labels.txt").read_text().split() == [
         "_silence_", "_unknown_", "marvin", "sheila", "bed"]
     assert cli.main(["export-tflite", str(run), "--out", str(tmp_path / "export"),

@@ -5,7 +5,8 @@ without training first, as micro_speech, ML-zoo and Keras applications allow. A 
 finished run reduced to what users need: ``weights.npz`` (Keras weights for
 ``zoo.<name>(weights="speech_commands")``), ``model_int8.tflite``, ``labels.txt``,
 ``frontend.json``, ``config.json``, ``metrics.json`` (the data it saw and its accuracy),
-``detector.json`` when the run has one, a model card with the data's attribution, and
+``detector.json`` when the run has one, the self-test clip ``golden.wav`` + ``golden.json``
+(so export needs no dataset), a model card with the data's attribution, and
 ``SHA256SUMS`` over all of them. ``make pretrained`` regenerates the bundles from runs trained
 by the ``real`` recipe; any bundle is also a run directory every command accepts.
 """
@@ -21,7 +22,7 @@ from tinyspeech_tf.errors import UserError
 
 SUMS = "SHA256SUMS"
 COPIED = ("model_int8.tflite", "labels.txt", "frontend.json", "config.json", "metrics.json")
-OPTIONAL = ("detector.json",)
+OPTIONAL = ("detector.json", "golden.wav", "golden.json")
 ATTRIBUTION = """
 ## Data and licence
 
@@ -62,6 +63,16 @@ def write_bundle(run_dir: str | os.PathLike, into: str | os.PathLike) -> Path:
         for part in COPIED + OPTIONAL:
             if (Path(run_dir) / part).is_file():
                 shutil.copyfile(Path(run_dir) / part, staging / part)
+        if run.golden is None:
+            # A run made before training stored its self-test clip: fix it now, from its data.
+            from tinyspeech_tf.export.bundle import dataset_golden_clip
+            from tinyspeech_tf.runs import write_golden
+
+            samples, path, label = dataset_golden_clip(run)
+            data = str((run.config or {}).get("data", ""))
+            write_golden(staging, samples, label,
+                         os.path.relpath(path, data).replace(os.sep, "/") if data else
+                         os.path.basename(path))
         card = (Path(run_dir) / "MODEL_CARD.md").read_text(encoding="utf-8")
         (staging / "MODEL_CARD.md").write_text(card.rstrip() + "\n" + ATTRIBUTION,
                                                encoding="utf-8")

@@ -8,6 +8,7 @@ load only when a command runs, so ``--help`` stays fast.
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib
 import os
 import sys
@@ -96,9 +97,37 @@ def main(argv: list[str] | None = None) -> int:
     except UserError as err:
         print(f"tinyspeech {args.command}: error: {err}", file=sys.stderr)
         return 2
+    except OSError as err:
+        # Files and folders the user named (an output in a read-only folder, a parent that is
+        # a file, a folder where a file belongs, ...): one place turns them into one line.
+        print(f"tinyspeech {args.command}: error: {os_error_line(err)}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
-        print(f"tinyspeech {args.command}: interrupted", file=sys.stderr)
+        out = getattr(args, "out", None) or f"runs/{getattr(args, 'model', None) or 'MODEL'}"
+        hint = (f"; continue with `tinyspeech train --resume --out {out}`"
+                if args.command == "train" else "")
+        print(f"tinyspeech {args.command}: interrupted{hint}", file=sys.stderr)
         return 130
+
+
+_OS_HINTS = {
+    errno.EACCES: "permission denied; choose a path you can write, or fix its permissions",
+    errno.EPERM: "operation not permitted; choose another path",
+    errno.EROFS: "read-only file system; choose a writable path",
+    errno.EISDIR: "is a folder where a file is expected; give a file path",
+    errno.ENOTDIR: "a part of the path is a file, not a folder; give another path",
+    errno.ENOENT: "no such file or folder; check the path",
+    errno.ENOSPC: "no space left on the device; free some or choose another disk",
+    errno.EEXIST: "already exists; remove it or choose another path",
+}
+
+
+def os_error_line(err: OSError) -> str:
+    """What went wrong with which path, and what to do, in one line."""
+    where = err.filename if err.filename is not None else "a file"
+    if err.filename2 is not None:
+        where = f"{err.filename} -> {err.filename2}"
+    return f"{where}: {_OS_HINTS.get(err.errno, (err.strerror or str(err)).lower())}"
 
 
 if __name__ == "__main__":

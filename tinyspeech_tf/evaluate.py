@@ -68,11 +68,17 @@ class ValSet:
         return data_mod.remap_labels(self.split, names).labels
 
 
-def int8_accuracy(tflite_bytes: bytes, val: ValSet, names: tuple[str, ...],
+NO_VAL_DATA = "no validation data on this machine (give --data)"
+
+
+def int8_accuracy(tflite_bytes: bytes, val: ValSet | None, names: tuple[str, ...],
                   frontend) -> tuple[float | None, str]:
-    """(accuracy, "") or (None, why not) of a model on ``val``."""
+    """(accuracy, "") or (None, why not) of a model on ``val`` (None: no data here)."""
     from tinyspeech_tf import quantize
     from tinyspeech_tf.data.protocol import canonical_label
+
+    if val is None:
+        return None, NO_VAL_DATA
 
     io = quantize.io_quantization(tflite_bytes)
     expected = [1, *frontend.feature_shape, 1]

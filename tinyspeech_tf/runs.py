@@ -23,6 +23,9 @@ CONFIG = "config.json"
 METRICS = "metrics.json"
 # The detector settings `tinyspeech stream-tune` chose for the run (export and stream use them).
 DETECTOR_FILE = "detector.json"
+# The self-test clip fixed when the run was made (export replays it; no dataset needed later).
+GOLDEN_WAV = "golden.wav"
+GOLDEN_JSON = "golden.json"
 # What makes a directory a finished run.
 FINISHED = (MODEL, LABELS, FRONTEND)
 TRAIN_HINT = "train one with `make train` (or `tinyspeech train --out DIR`)"
@@ -40,6 +43,7 @@ class Run:
     config: dict | None  # config.json, None when absent (a bare model)
     metrics: dict | None  # metrics.json, None when absent
     detector: DetectorSettings | None = None  # detector.json (stream-tune), None when absent
+    golden: GoldenClip | None = None  # golden.wav + golden.json, None when absent
     _io: dict | None = field(default=None, repr=False)
 
     @property
@@ -106,7 +110,8 @@ def read_run(path: str | os.PathLike, labels: str | list | tuple | None = None, 
     config = read_json_object(beside / CONFIG) if path.is_dir() else None
     metrics = read_json_object(beside / METRICS) if path.is_dir() else None
     detector = read_settings(beside) if path.is_dir() else None
-    return Run(path, tflite_path, tflite, names, frontend, config, metrics, detector)
+    golden = read_golden(beside, names) if path.is_dir() else None
+    return Run(path, tflite_path, tflite, names, frontend, config, metrics, detector, golden)
 
 
 def frontend_beside(path: Path):
@@ -134,6 +139,15 @@ def read_tflite(path: Path) -> bytes:
     if len(tflite) < 8 or tflite[4:8] != b"TFL3":
         raise UserError(f"{path}: not a TFLite flatbuffer (no TFL3 identifier); re-run training "
                         "to regenerate it")
+    import struct
+
+    from tinyspeech_tf.quantize.flatbuffer import parse_flatbuffer
+
+    try:  # walk every table: a truncated or damaged file fails here, not deep in a command
+        parse_flatbuffer(tflite)
+    except (struct.error, IndexError, KeyError, TypeError, ValueError, OverflowError):
+        raise UserError(f"{path}: a damaged or truncated TFLite file ({len(tflite):,} bytes); "
+                        "copy it again or re-run training to regenerate it") from None
     return tflite
 
 
@@ -228,3 +242,47 @@ def read_settings(run_dir: str | os.PathLike) -> DetectorSettings | None:
     except TypeError as err:
         raise UserError(f"{Path(run_dir) / DETECTOR_FILE}: not detector settings ({err}); "
                         "re-run `tinyspeech stream-tune`") from None
+
+
+@dataclass(frozen=True)
+class GoldenClip:
+    """The run's self-test clip: 1 s of int16 PCM, its label and the clip it was cut from."""
+
+    samples: object  # np.ndarray, int16
+    label: str
+    clip: str  # where it came from (a dataset path), for the record
+
+
+def write_golden(run_dir: str | os.PathLike, samples, label: str, clip: str) -> None:
+    """Store the self-test clip in the run (each file atomic; golden.json, written last, is
+    what makes the pair count), so export never needs the training data again."""
+    from tinyspeech_tf.audio import write_wav
+
+    run_dir = Path(run_dir)
+    (run_dir / GOLDEN_JSON).unlink(missing_ok=True)
+    write_wav(run_dir / GOLDEN_WAV, samples)
+    tmp = run_dir / f".{GOLDEN_JSON}.tmp{os.getpid()}"
+    tmp.write_text(json.dumps({"label": label, "clip": clip}, indent=2) + "\n",
+                   encoding="utf-8")
+    os.replace(tmp, run_dir / GOLDEN_JSON)
+
+
+def read_golden(run_dir: str | os.PathLike, labels: tuple[str, ...]) -> GoldenClip | None:
+    """The run's self-test clip, None when the run has none (runs made before it existed)."""
+    from tinyspeech_tf.audio import read_wav, to_int16
+
+    run_dir = Path(run_dir)
+    meta = read_json_object(run_dir / GOLDEN_JSON)
+    if meta is None:
+        return None
+    label = meta.get("label")
+    if label not in labels:
+        raise UserError(f"{run_dir / GOLDEN_JSON}: label {label!r} is not one of the run's "
+                        f"labels ({', '.join(labels)}); delete golden.json and golden.wav to "
+                        "export with a generated clip, or pass --golden-wav")
+    wav = run_dir / GOLDEN_WAV
+    if not wav.is_file():
+        raise UserError(f"{wav}: missing though {GOLDEN_JSON} names it; delete {GOLDEN_JSON} "
+                        "or pass --golden-wav")
+    samples, _ = read_wav(wav)
+    return GoldenClip(to_int16(samples), str(label), str(meta.get("clip", "")))

@@ -24,8 +24,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "zoo options such as share, low_rank or --prune) and their "
                              "`tinyspeech compress` outputs: one row each (default "
                              "runs/variants; no folder, no rows)")
-    parser.add_argument("--no-train", action="store_true",
-                        help="only use existing runs; list the models without one")
+    parser.add_argument("--train", action="store_true",
+                        help="train the zoo models that have no finished run (with --recipe, "
+                             "on --data); without it they are listed as not run")
     from tinyspeech_tf.train import recipes
 
     parser.add_argument("--recipe", default="real", choices=recipes.names(),
@@ -56,7 +57,7 @@ def run(args: argparse.Namespace) -> int:
     readme = None if args.no_readme else Path(args.readme)
     results = run_bench(data=args.data, peers=args.peers, out=args.out, readme=readme,
                         models=args.models, runs=args.runs, runs_root=args.runs_root,
-                        variants=args.variants, train=not args.no_train, recipe=args.recipe,
+                        variants=args.variants, train=args.train, recipe=args.recipe,
                         rounds=args.rounds, warmup=args.warmup, seed=args.seed,
                         frontend=not args.no_frontend, probe=not args.no_probe)
     out = Path(args.out)

@@ -45,6 +45,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="your own keywords (folders of a Speech Commands archive, e.g. "
                              "marvin,sheila,bed): labels _silence_,_unknown_ and these, every "
                              "other word is unknown (default: the ten protocol words)")
+    parser.add_argument("--init-from", default=None, metavar="pretrained|RUN",
+                        help="start from trained weights: 'pretrained' (the shipped model, see "
+                             "`tinyspeech pretrained`) or a run directory of the same model; "
+                             "the classifier starts fresh when the labels differ (fine-tuning "
+                             "for small custom --words sets)")
     parser.add_argument("--resume", action="store_true",
                         help="continue the run in --out from its last completed epoch")
 
@@ -69,7 +74,8 @@ def run(args: argparse.Namespace) -> int:
                          cluster_bits=args.cluster_bits,
                          max_steps_per_epoch=args.max_steps_per_epoch,
                          words=[w.strip() for w in args.words.split(",") if w.strip()]
-                         if args.words else None, **recipe_fields(args))
+                         if args.words else None, init_from=args.init_from,
+                         **recipe_fields(args))
     if args.resume and "epochs" not in recipe_fields(args):
         # Without --epochs a resumed run keeps its own length, not the default's.
         from tinyspeech_tf.runs import CONFIG, read_json_object

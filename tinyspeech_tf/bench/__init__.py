@@ -1,14 +1,17 @@
 """``tinyspeech bench``: the zoo against peer int8 keyword spotters, measured in one process.
 
 For every zoo model a finished run directory is used (``--runs`` first, then
-``runs/real/<name>``, then for TinySpeech-M ``runs/ablation/tinyspeech_m_residual``) or, unless
-``--no-train``, one is trained with the real-data recipe. Each run and each peer model in
-``../shared/models`` is then measured with the same code: int8 accuracy in the TFLM
-interpreter on the validation split (:func:`tinyspeech_tf.evaluate.int8_accuracy`), .tflite
-bytes, minimum TFLM arena, and host TFLM latency with all models interleaved round-robin (one
-invoke of each model per round, in a fresh random order every round, many rounds) on one fixed
-random int8 input, each model in its own interpreter. Ratios are taken against the MLPerf Tiny
-KWS reference DS-CNN measured in the same run.
+``runs/real/<name>``, then for TinySpeech-M ``runs/ablation/tinyspeech_m_residual``, then the
+shipped pretrained model) or, with ``--train``, one is trained with the real-data recipe. On a
+clone without the dataset nothing is scored or trained: sizes, arena and latency are measured,
+each run's accuracy at training is shown beside, and absent peers are listed as skipped. Each
+run and each peer model in ``../shared/models`` is then measured with the same code: int8
+accuracy in the TFLM interpreter on the validation split
+(:func:`tinyspeech_tf.evaluate.int8_accuracy`), .tflite bytes, minimum TFLM arena, and host TFLM
+latency with all models interleaved round-robin (one invoke of each model per round, in a fresh
+random order every round, many rounds) on one fixed random int8 input, each model in its own
+interpreter. Ratios are taken against the MLPerf Tiny KWS reference DS-CNN measured in the same
+run.
 
 Writes ``bench/results.json``, ``bench/results.md`` (with TinySpeech-M's flatbuffer and arena
 composition), ``bench/accuracy_vs_size.png``, and replaces the block between

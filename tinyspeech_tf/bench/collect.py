@@ -12,6 +12,8 @@ import os
 import platform
 from pathlib import Path
 
+import numpy as np
+
 from tinyspeech_tf.bench._common import log, pct, rel
 from tinyspeech_tf.bench.discovery import compressed_runs, find_run, train_run, variant_runs
 from tinyspeech_tf.bench.measure import (
@@ -96,20 +98,27 @@ def select_models(models: str | None) -> list[str]:
     return chosen
 
 
-def measure(*, data: str, peers: str, models: str | None = None,
+def measure(*, data: str | None, peers: str, models: str | None = None,
             runs: list[str] | tuple[str, ...] = (), runs_root: str = "runs",
-            variants: str = "runs/variants", train: bool = True, recipe: str = "real",
+            variants: str = "runs/variants", train: bool = False, recipe: str = "real",
             rounds: int = 500, warmup: int = 10, seed: int = 0, frontend: bool = True,
             probe: bool = True) -> dict:
     """Everything in results.json. Zoo models without a finished run are trained with
-    ``recipe`` unless ``train`` is False; ``probe`` sizes the untrained architecture of every
-    model left without a run; ``frontend`` adds the front-end speed."""
+    ``recipe`` when ``train`` is True; ``probe`` sizes the untrained architecture of every
+    model left without a run; ``frontend`` adds the front-end speed. With ``data`` None (a
+    clone without the dataset) nothing is scored or trained: sizes, arena and latency are
+    measured and each run's accuracy at training is reported beside."""
     from tinyspeech_tf import tflm, zoo
 
     selected = select_models(models)
-    log(f"validation set: {data}")
-    val = ValSet(data)
-    log(f"{len(val.split)} validation clips")
+    val = None
+    if data is None:
+        log("validation set: none on this machine; accuracy is each run's own figure at "
+            "training (metrics.json), nothing is trained")
+    else:
+        log(f"validation set: {data}")
+        val = ValSet(data)
+        log(f"{len(val.split)} validation clips")
     entries: list[dict] = []
     measured_runs: list[tuple[dict, Path]] = []
     tflites: dict[str, bytes] = {}
@@ -120,13 +129,14 @@ def measure(*, data: str, peers: str, models: str | None = None,
                             "reason": "not selected (--models)"})
             continue
         run, searched = find_run(name, list(runs), runs_root)
-        if run is None and train:
+        if run is None and train and val is not None:
             run = train_run(name, runs_root=runs_root, recipe=recipe, data=data)
         if run is None:
             where = ", ".join(rel(p) for p in searched)
-            log(f"{name}: MISSING: no finished run in {where} (--no-train)")
+            why = "--train trains it" if val is not None else "no data here to train it"
+            log(f"{name}: MISSING: no finished run in {where} ({why})")
             entries.append({"name": name, "kind": "zoo", "status": "not run",
-                            "reason": f"no finished run (searched {where}; --no-train)",
+                            "reason": f"no finished run (searched {where}; {why})",
                             "searched": [rel(p) for p in searched]})
             continue
         log(f"{name}: measuring run {rel(run)}")
@@ -159,9 +169,10 @@ def measure(*, data: str, peers: str, models: str | None = None,
     for peer in PEERS:
         path = peers_dir / peer.file
         if not path.is_file():
-            log(f"{peer.name}: MISSING peer file {rel(path)}")
-            entries.append({"name": peer.name, "kind": "peer", "status": "missing",
-                            "reason": f"no file {rel(path)}", "what": peer.what})
+            log(f"{peer.name}: skipped: no file {rel(path)}")
+            entries.append({"name": peer.name, "kind": "peer", "status": "skipped",
+                            "reason": f"no file {rel(path)} (the peer models are not on this "
+                                      "machine; give --peers DIR)", "what": peer.what})
             continue
         log(f"{peer.name}: measuring {rel(path)}")
         entry, tflite = measure_peer(peer, path, val)
@@ -205,14 +216,16 @@ def measure(*, data: str, peers: str, models: str | None = None,
     speed = None
     if frontend:
         log("front-end: Python clips/s and C us/frame")
-        speed = frontend_speed(val.split.waveforms)
+        speed = frontend_speed(val.split.waveforms if val is not None else
+                               np.random.default_rng(seed).uniform(-0.5, 0.5, (64, 16000))
+                               .astype(np.float32))
 
     from tinyspeech_tf.zoo import PAPER
 
     return {
         "generated_by": "tinyspeech bench",
         "machine": machine_info(),
-        "data": data, "val_examples": len(val.split),
+        "data": data, "val_examples": len(val.split) if val is not None else 0,
         "settings": {"rounds": rounds, "warmup": warmup, "seed": seed,
                      "train_recipe": recipe, "no_train": not train},
         "reference": REFERENCE,
@@ -227,24 +240,26 @@ def measure(*, data: str, peers: str, models: str | None = None,
 def run_bench(*, data: str | None = None, peers: str | None = None,
               out: str | os.PathLike = "bench", readme: str | os.PathLike | None = "README.md",
               models: str | None = None, runs: list[str] | tuple[str, ...] = (),
-              runs_root: str = "runs", variants: str = "runs/variants", train: bool = True,
+              runs_root: str = "runs", variants: str = "runs/variants", train: bool = False,
               recipe: str = "real", rounds: int = 500, warmup: int = 10, seed: int = 0,
               frontend: bool = True, probe: bool = True) -> dict:
     """:func:`measure`, then results.json, results.md and accuracy_vs_size.png in ``out`` and
     the table in ``readme``'s bench block (None: leave it alone); returns the results.
 
-    ``data`` defaults to ../shared/data/speech_commands_v0.02_real and ``peers`` to
-    ../shared/models. The README and the dataset are checked first, so a bad path fails
-    before an hour of measuring, not after.
+    ``data`` defaults to ../shared/data/speech_commands_v0.02_real (when absent, as on a
+    user's clone, nothing is scored: see :func:`measure`) and ``peers`` to ../shared/models.
+    The README and a given dataset are checked first, so a bad path fails before an hour of
+    measuring, not after.
     """
-    data = data or default_shared(*REAL_SUBDIR)
+    if data is None and os.path.exists(default_shared(*REAL_SUBDIR)):
+        data = default_shared(*REAL_SUBDIR)
     peers = peers or default_shared("models")
     readme = None if readme is None else Path(readme)
     if readme is not None:
         if not readme.is_file():
             raise UserError(f"{readme}: no such README; pass --readme PATH or --no-readme")
         replace_block(readme.read_text(), "")
-    if not os.path.exists(data):
+    if data is not None and not os.path.exists(data):
         raise UserError(f"{data}: no such dataset folder; give --data")
     results = measure(data=data, peers=peers, models=models, runs=runs, runs_root=runs_root,
                       variants=variants, train=train, recipe=recipe, rounds=rounds,

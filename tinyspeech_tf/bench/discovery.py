@@ -1,8 +1,8 @@
 """Finding the runs ``tinyspeech bench`` measures, and training the zoo models without one.
 
 Runs are looked up in a fixed order (the user's ``--runs`` first, then ``<root>/real/<name>``,
-then known fallbacks) so a bench is reproducible from the folders alone; run files are read
-only through :mod:`tinyspeech_tf.runs`.
+then known fallbacks, then the shipped pretrained model) so a bench is reproducible from the
+folders alone; run files are read only through :mod:`tinyspeech_tf.runs`.
 """
 
 from __future__ import annotations
@@ -31,6 +31,9 @@ def candidates(name: str, user_dirs: list[str], runs_root: str) -> list[Path]:
         found += [d, d / name] if (d / runs.MODEL).exists() else [d / name]
     found.append(Path(runs_root) / "real" / name)
     found += [Path(runs_root) / p for p in FALLBACK_RUNS.get(name, [])]
+    from tinyspeech_tf.zoo import PRETRAINED_DIR
+
+    found.append(Path(os.path.relpath(PRETRAINED_DIR / name)))  # the shipped model, if any
     return found
 
 

@@ -118,7 +118,7 @@ def probe_architecture(name: str) -> tuple[dict, bytes]:
     return cost.measure_zoo(name)
 
 
-def _measure_run(name: str, run: Run, val: ValSet) -> tuple[dict, bytes]:
+def _measure_run(name: str, run: Run, val: ValSet | None) -> tuple[dict, bytes]:
 
     tflite, labels, frontend = run.tflite, run.labels, run.frontend
     config, metrics = run.config or {}, run.metrics or {}
@@ -126,7 +126,8 @@ def _measure_run(name: str, run: Run, val: ValSet) -> tuple[dict, bytes]:
     params, macs = _zoo_cost(name, kwargs, len(labels), frontend, config.get("spec"))
     acc, why = int8_accuracy(tflite, val, labels, frontend)
     run_data = config.get("data")
-    same_data = run_data is not None and os.path.realpath(run_data) == os.path.realpath(val.data)
+    same_data = (run_data is not None and val is not None
+                 and os.path.realpath(run_data) == os.path.realpath(val.data))
     entry = {
         "name": name, "kind": "zoo", "status": "measured", "source": rel(run.path),
         "model_kwargs": kwargs, "run_data": run_data, "run_data_is_bench_data": same_data,
@@ -151,12 +152,12 @@ def flatbuffer_facts(tflite: bytes) -> dict:
             "input_shape": quantize.io_quantization(tflite)["input_shape"]}
 
 
-def measure_zoo_run(name: str, run: Path, val: ValSet) -> tuple[dict, bytes]:
+def measure_zoo_run(name: str, run: Path, val: ValSet | None) -> tuple[dict, bytes]:
     """A finished run of zoo model ``name``: its row and its int8 model."""
     return _measure_run(name, read_run(run), val)
 
 
-def measure_variant(run: Path, val: ValSet) -> tuple[dict, bytes]:
+def measure_variant(run: Path, val: ValSet | None) -> tuple[dict, bytes]:
     """A variant run (zoo model with options, or pruned): measured like the zoo rows."""
     model = read_run(run)
     config = model.config or {}
@@ -168,7 +169,7 @@ def measure_variant(run: Path, val: ValSet) -> tuple[dict, bytes]:
 
 
 def measure_compressed(base: dict, run: Path, report_path: Path,
-                       val: ValSet) -> tuple[dict, bytes]:
+                       val: ValSet | None) -> tuple[dict, bytes]:
     """The LUT-compressed model of a measured run, scored in TFLM like every row."""
 
     report = read_json_object(report_path, required=True)
@@ -195,7 +196,7 @@ def measure_compressed(base: dict, run: Path, report_path: Path,
     return entry, tflite
 
 
-def measure_peer(peer: Peer, path: Path, val: ValSet) -> tuple[dict, bytes]:
+def measure_peer(peer: Peer, path: Path, val: ValSet | None) -> tuple[dict, bytes]:
     from tinyspeech_tf.features import DEFAULT_CONFIG, FrontendConfig
 
     tflite = read_tflite(path)
@@ -215,7 +216,7 @@ def measure_peer(peer: Peer, path: Path, val: ValSet) -> tuple[dict, bytes]:
             alt_acc, _ = int8_accuracy(tflite, val, peer.labels, alt)
             entry["int8_accuracy_alt_frontend"] = {"frontend": peer.alt_frontend,
                                                    "accuracy": alt_acc, "note": peer.alt_note}
-        if peer.float_file and (path.parent / peer.float_file).is_file():
+        if val is not None and peer.float_file and (path.parent / peer.float_file).is_file():
             entry["float_accuracy"] = float_tflite_accuracy(path.parent / peer.float_file, val,
                                                             peer.labels)
             entry["float_source"] = rel(path.parent / peer.float_file)

@@ -66,8 +66,13 @@ def table(results: dict) -> str:
                 fl += note(f"float: `{e['float_source']}` in the tf.lite interpreter, same "
                            "features")
             params = _int(e["params"]) + note(f"peer params: {e['params_note']}")
-        acc = _pct(e["int8_accuracy"])
         at_training = e.get("int8_accuracy_at_training")
+        if e["int8_accuracy"] is None and at_training is not None and results["data"] is None:
+            acc = f"({_pct(at_training)})" + note(
+                "in parentheses: the run's own int8 figure at training (metrics.json); no "
+                "validation data on this machine to score it here")
+        else:
+            acc = _pct(e["int8_accuracy"])
         if at_training is not None and e["int8_accuracy"] is not None \
                 and abs(at_training - e["int8_accuracy"]) > 1e-9:
             acc += note(f"{e['name']}: its metrics.json records int8 {_pct(at_training)} "
@@ -93,10 +98,13 @@ def table(results: dict) -> str:
         lines.append(f"| {name} (paper){paper_mark} | paper Table 1 | - | {_pct(p['accuracy'])} "
                      f"| {_int(p['params'])} | {_int(p['macs'])} | - | - | - | - | - | - |")
     s = results["settings"]
+    scored = (f"every model scored by the same code (`train.evaluate_int8`, MLPerf 49×10 MFCC "
+              f"front-end, TFLM interpreter) on `{results['data']}` validation "
+              f"({results['val_examples']} clips)" if results["data"] is not None else
+              "not scored here (no validation data on this machine); figures in parentheses "
+              "are each run's own at training")
     out = ["\n".join(lines), "",
-           f"int8 accuracy: every model scored by the same code (`train.evaluate_int8`, MLPerf "
-           f"49×10 MFCC front-end, TFLM interpreter) on `{results['data']}` validation "
-           f"({results['val_examples']} clips). Latency: host TFLM (Python binding, reference "
+           f"int8 accuracy: {scored}. Latency: host TFLM (Python binding, reference "
            f"kernels), {s['rounds']} invokes per model after {s['warmup']} warm-up rounds, "
            "models interleaved round-robin (one invoke each per round, random order within "
            "the round), one fixed random int8 input, each model in its own interpreter with "
@@ -307,9 +315,10 @@ def plot(results: dict, path: Path) -> None:
             ax.set_ylim(min(accs) - 2, max(accs) + 1.5)
     skipped = [e["name"] for e in results["models"]
                if e["status"] == "measured" and e["int8_accuracy"] is None]
+    why = "accuracy not comparable" if results["data"] is not None else "no validation data here"
     fig.suptitle(f"int8 accuracy measured on {results['data']} validation "
                  f"({results['val_examples']} clips), the same front-end and TFLM for every "
-                 "model" + (f"\nnot plotted (accuracy not comparable): {', '.join(skipped)}"
+                 "model" + (f"\nnot plotted ({why}): {', '.join(skipped)}"
                             if skipped else ""), fontsize=9)
     handles, labels = axes[0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="lower center", ncol=1, fontsize=8, frameon=False)

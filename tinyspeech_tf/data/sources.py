@@ -84,6 +84,19 @@ class Split:
         hist = np.bincount(self.labels, minlength=len(self.label_names))
         return {name: int(hist[i]) for i, name in enumerate(self.label_names)}
 
+    def golden_index(self) -> int | None:
+        """The clip a board's self-test replays: the first, by path, of the first keyword.
+
+        A keyword (neither silence nor unknown) makes the self-test exercise a word, not noise;
+        sorting by path makes the choice reproducible. None when no keyword clip is here.
+        """
+        target = next((i for i, name in enumerate(self.label_names)
+                       if name not in (SILENCE, UNKNOWN) and np.any(self.labels == i)), None)
+        if target is None:
+            return None
+        candidates = np.flatnonzero(self.labels == target)
+        return int(min(candidates, key=lambda i: self.paths[i]))
+
 
 @dataclass
 class Source:

@@ -15,15 +15,12 @@ same files; the set is marked complete (``dataset.json``) only at the end.
 
 from __future__ import annotations
 
-import io
 import json
+import multiprocessing
 import os
 import shutil
-import subprocess
 import time
-import wave
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -118,13 +115,11 @@ class SynthReport:
 
 
 def espeak_version() -> str:
-    """``espeak-ng --version`` first line, or a UserError saying how to install it."""
-    exe = shutil.which("espeak-ng")
-    if exe is None:
-        raise UserError("espeak-ng is not installed; install it (e.g. `apt-get install "
-                        "espeak-ng`) or give a real dataset folder instead of synthesising one")
-    out = subprocess.run([exe, "--version"], capture_output=True, text=True, check=False)
-    return out.stdout.strip().splitlines()[0] if out.stdout.strip() else "espeak-ng"
+    """The speech engine and its version (part of the set's parameters), or a UserError
+    saying how to install it."""
+    from tinyspeech_tf.data.espeak import engine
+
+    return engine().version
 
 
 def split_voices(seed: int) -> dict[str, tuple[str, ...]]:
@@ -161,19 +156,15 @@ def coloured_noise(seed: int, seconds: float = 30.0) -> list[np.ndarray]:
     return clips
 
 
-def _speak(c: dict) -> np.ndarray:
-    cmd = ["espeak-ng", "-v", c["voice"], "-s", str(c["rate"]), "-p", str(c["pitch"]),
-           "-a", str(c["amplitude"]), "--stdout", c["word"] + c["ending"]]
-    proc = subprocess.run(cmd, capture_output=True, check=False)
-    if proc.returncode != 0 or len(proc.stdout) < 44:
-        err = proc.stderr.decode(errors="replace").strip()[:160]
-        raise UserError(f"espeak-ng failed for voice {c['voice']} word {c['word']!r} ({err}); "
-                        "check `espeak-ng --voices=en`")
-    with wave.open(io.BytesIO(proc.stdout), "rb") as w:
-        rate = w.getframerate()
-        raw = w.readframes(1 << 30)  # --stdout headers claim a huge length; read what is there
-    samples = np.frombuffer(raw[: len(raw) // 2 * 2], dtype="<i2").astype(np.float32) / 32768.0
-    return resample_audio(samples, rate, SAMPLE_RATE)
+def speech_params(job: Job) -> tuple | None:
+    """What espeak-ng says for ``job`` (text, voice, rate, pitch, amplitude, random seed), or
+    None for a silence clip."""
+    if job.label == SILENCE:
+        return None
+    c = job.choices()
+    seed = int(np.random.default_rng([job.seed, 31337, SPLIT_DIRS.index(job.split),
+                                      LABELS.index(job.label), job.index]).integers(1 << 30))
+    return c["word"] + c["ending"], c["voice"], c["rate"], c["pitch"], c["amplitude"], seed
 
 
 def _trim(samples: np.ndarray) -> np.ndarray:
@@ -186,14 +177,20 @@ def _trim(samples: np.ndarray) -> np.ndarray:
     return samples[max(0, loud[0] - margin): loud[-1] + margin + 1]
 
 
-def make_clip(job: Job, noise: list[np.ndarray]) -> np.ndarray:
-    """The 1 s float32 clip for ``job``: speech at a random offset plus random noise."""
+def make_clip(job: Job, noise: list[np.ndarray],
+              speech: tuple[np.ndarray, int] | None = None) -> np.ndarray:
+    """The 1 s float32 clip for ``job``: ``speech`` (int16 samples and their rate, spoken for
+    :func:`speech_params` of the job; spoken here when None) at a random offset plus noise."""
+    from tinyspeech_tf.data.espeak import speak_isolated
+
     c = job.choices()
     rng = c["rng"]
     if job.label == SILENCE:
         clip, _ = cut_silence(noise, 1, rng)
         return clip[0]
-    word = _trim(_speak(c))[:CLIP_SAMPLES]
+    pcm, rate = speech if speech is not None else speak_isolated(speech_params(job))
+    samples = resample_audio(pcm.astype(np.float32) / 32768.0, rate, SAMPLE_RATE)
+    word = _trim(samples)[:CLIP_SAMPLES]
     clip = np.zeros(CLIP_SAMPLES, dtype=np.float32)
     offset = int(rng.integers(CLIP_SAMPLES - len(word) + 1))
     clip[offset:offset + len(word)] = word
@@ -312,25 +309,22 @@ def synthesize(out: str | os.PathLike, *, per_word: int = DEFAULT_PER_WORD, seed
             if not (out / NOISE_DIR_NAME / f"{name}_noise.wav").exists():
                 write_wav(out / NOISE_DIR_NAME / f"{name}_noise.wav", clip)
 
-    def run_one(job: Job) -> None:
-        write_wav(out / job.split / job.label / job.filename(), make_clip(job, noise))
-
-    log(f"{out}: generating {len(todo)} of {len(all_jobs)} clips with {jobs} espeak-ng "
+    log(f"{out}: generating {len(todo)} of {len(all_jobs)} clips with {version}, {jobs} "
         "processes")
     start = time.perf_counter()
     step = max(1, len(todo) // 10)
-    # Threads suffice: the work is in espeak-ng child processes, which run in parallel.
-    pool = ThreadPoolExecutor(max_workers=jobs)
-    try:
-        for i, _ in enumerate(pool.map(run_one, todo), 1):
+    # Speech comes from `jobs` worker processes (spawned clean, whatever this process has
+    # loaded); clips are mixed and written here, in order. Ctrl-C or an error stops at once:
+    # finished clips are whole files and the partial marker stays, so the next run resumes.
+    from tinyspeech_tf.data.espeak import speak_isolated, start_worker
+
+    context = multiprocessing.get_context("spawn")
+    with context.Pool(jobs, initializer=start_worker) as pool:
+        spoken = pool.imap(speak_isolated, [speech_params(j) for j in todo], chunksize=4)
+        for i, (job, speech) in enumerate(zip(todo, spoken, strict=True), 1):
+            write_wav(out / job.split / job.label / job.filename(), make_clip(job, noise, speech))
             if i % step == 0 or i == len(todo):
                 log(f"  {i}/{len(todo)} clips, {time.perf_counter() - start:.1f} s")
-    except BaseException:
-        # Ctrl-C or an error: drop queued clips (finished ones are whole files) and stop now;
-        # the partial marker stays, so the next run resumes.
-        pool.shutdown(wait=True, cancel_futures=True)
-        raise
-    pool.shutdown()
     seconds = time.perf_counter() - start
 
     write_labels(out / "labels.txt")

@@ -101,18 +101,10 @@ def _dataset_path(run: Run) -> str:
 
 
 def dataset_golden_clip(run: Run) -> tuple[np.ndarray, str, str]:
-    """(samples, clip path, label) of the first validation clip, by path, of the first keyword.
-
-    The first label that is neither silence nor unknown is a real word, so the self-test
-    exercises a keyword, not noise; sorting by path makes the choice reproducible.
-    """
+    """(samples, clip path, label) of the golden clip in the run's dataset, for runs made
+    before training stored it (see :meth:`~tinyspeech_tf.data.Split.golden_index`)."""
     from tinyspeech_tf import data as data_mod
 
-    target = next((lab for lab in run.labels if lab not in (data_mod.SILENCE, data_mod.UNKNOWN)),
-                  None)
-    if target is None:
-        raise UserError(f"{display_path(run.path)}/labels.txt has no keyword label; pass "
-                        "--golden-wav WAV")
     source = _dataset_path(run)
     try:
         words = (run.config or {}).get("words")
@@ -121,13 +113,11 @@ def dataset_golden_clip(run: Run) -> tuple[np.ndarray, str, str]:
     except (UserError, OSError, ImportError) as err:
         raise UserError(f"cannot read the validation split of {source!r} ({err}); pass "
                         "--golden-wav WAV instead") from None
-    names = split.label_names
-    candidates = [i for i in range(len(split)) if names[split.labels[i]] == target]
-    if not candidates:
-        raise UserError(f"{source}: no validation clip labelled {target!r}; pass "
+    best = split.golden_index()
+    if best is None or split.label_names[split.labels[best]] not in run.labels:
+        raise UserError(f"{source}: no validation clip of a keyword of the model; pass "
                         "--golden-wav WAV")
-    best = min(candidates, key=lambda i: split.paths[i])
-    return split.waveforms[best], split.paths[best], target
+    return split.waveforms[best], split.paths[best], split.label_names[split.labels[best]]
 
 
 def make_golden(run: Run, io: dict, wav: str | None = None,
@@ -153,9 +143,12 @@ def make_golden(run: Run, io: dict, wav: str | None = None,
             label, source = folder, "folder"
         else:
             source = "prediction"
+    elif label is not None:
+        raise UserError("--golden-label needs --golden-wav (dataset clips have labels)")
+    elif run.golden is not None:
+        samples = run.golden.samples.astype(np.float32) / 32768.0
+        label, clip, source = run.golden.label, f"{run.golden.clip} (golden.wav of the run)", "run"
     else:
-        if label is not None:
-            raise UserError("--golden-label needs --golden-wav (dataset clips have labels)")
         try:
             samples, path, label = dataset_golden_clip(run)
             clip, source = display_path(path), "dataset"

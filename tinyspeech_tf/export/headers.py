@@ -273,12 +273,13 @@ class Golden:
     scores: np.ndarray  # int8 [labels]
     label_index: int
     label: str
-    label_source: str  # "dataset", "folder", "option" or "prediction"
+    label_source: str  # "run", "dataset", "folder", "option" or "prediction"
     predicted_index: int
     clip: str  # where the clip came from (for people, not for the firmware)
 
 
 _LABEL_SOURCES = {
+    "run": "its label in the run's dataset, stored with the run (golden.json)",
     "dataset": "its label in the run's dataset (validation split)",
     "folder": "the name of the folder the wav is in",
     "option": "--golden-label",

@@ -74,6 +74,10 @@ class TrainConfig:
     words: list | None = None
     # The MFCC front-end, a name in tinyspeech_tf.features.FRONTENDS (written to frontend.json).
     frontend: str = "mlperf_10x49"
+    # Start from trained weights (tinyspeech_tf.train.init_from): "pretrained" (the shipped
+    # model) or a run directory of the same model; the classifier starts fresh if the label
+    # count differs. None: random initialisation.
+    init_from: str | None = None
 
     @classmethod
     def from_dict(cls, data: dict) -> TrainConfig:
@@ -146,3 +150,10 @@ def check_config(config: TrainConfig) -> None:
     from tinyspeech_tf.features import frontend_named
 
     frontend_named(config.frontend)
+    if config.init_from is not None:
+        if config.spec is not None:
+            raise UserError("--init-from and --spec do not mix: shipped weights are for zoo "
+                            "models")
+        from tinyspeech_tf.train.init_from import donor_dir
+
+        donor_dir(config.init_from, config.model)

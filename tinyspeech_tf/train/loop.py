@@ -23,7 +23,7 @@ import numpy as np
 from tinyspeech_tf.errors import UserError
 from tinyspeech_tf.evaluate import accuracy_report, evaluate_int8, features_of
 from tinyspeech_tf.io import write_atomic as _write_atomic
-from tinyspeech_tf.runs import CONFIG, read_json_object
+from tinyspeech_tf.runs import CONFIG, read_json_object, write_golden
 from tinyspeech_tf.train.card import model_card, plot_confusion, plot_curves
 from tinyspeech_tf.train.config import TrainConfig, concat_splits, load_source
 
@@ -100,6 +100,23 @@ def _qat_model(model, config: TrainConfig, steps_per_epoch: int, per_channel: bo
     _compile(qat_model, optimizer, config)
     optimizer.build(qat_model.trainable_variables)
     return qat_model, tf.train.Checkpoint(model=qat_model, optimizer=optimizer)
+
+
+def _store_golden(out: Path, val_split, data: str) -> None:
+    """Fix the run's self-test clip now, while its data is here: export replays it on any
+    machine (a user's clone has no dataset), and every export of the run tests the same clip."""
+    index = val_split.golden_index()
+    if index is None:
+        return
+    path = val_split.paths[index]
+    try:  # the clip's path within its dataset: no path of this machine goes into the run
+        where = os.path.relpath(path, data)
+    except ValueError:
+        where = ".."
+    if where.startswith(".."):
+        where = os.path.basename(path)
+    write_golden(out, val_split.waveforms[index], val_split.label_names[val_split.labels[index]],
+                 where.replace(os.sep, "/"))
 
 
 class Interrupted(Exception):
@@ -192,6 +209,13 @@ def train(config: TrainConfig, resume: bool = False, verbose: int = 1,
                             num_classes=len(names), **config.model_kwargs)
         except (TypeError, ValueError) as err:
             raise UserError(f"{config.model} with {config.model_kwargs}: {err}") from None
+    if not resume and config.init_from is not None:
+        from tinyspeech_tf.train.init_from import initialise
+
+        done = initialise(model, config.init_from, config.model, config.model_kwargs, frontend)
+        if verbose:
+            print(f"[train] weights from {done['source']}: {done['layers_copied']} layers "
+                  f"copied, fresh: {', '.join(done['layers_fresh']) or 'none'}", flush=True)
     if not resume and config.prune:
         model = pruning.wrap(model, config.prune, steps * config.epochs)
     if not resume:
@@ -384,6 +408,8 @@ def train(config: TrainConfig, resume: bool = False, verbose: int = 1,
             "teacher_labels": list(teacher.info.labels), "alpha": config.distill_alpha,
             "temperature": config.distill_temperature,
             "teacher_val_accuracy": float(np.mean(teacher_pred == val_y))}
+    if config.init_from is not None:
+        metrics["init_from"] = config.init_from
     metrics["augmentation"] = {
         "time_shift_ms": config.time_shift_ms, "label_smoothing": config.label_smoothing,
         "stream_windows": config.stream_windows,
@@ -403,6 +429,7 @@ def train(config: TrainConfig, resume: bool = False, verbose: int = 1,
     _write_atomic(out / "model_int8.tflite", tflite_bytes)
     write_labels(out / "labels.txt", names)
     _write_atomic(out / "frontend.json", frontend.to_json())
+    _store_golden(out, val_split, config.data)
     _write_atomic(out / "metrics.json", json.dumps(metrics, indent=2))
     plot_curves(history, out / "curves.png", config.epochs if config.qat_epochs else None)
     what = "synthetic" if metrics["synthetic"] else source.kind
