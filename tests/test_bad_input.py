@@ -98,5 +98,7 @@ def test_unwritable_outputs_are_one_line(good, tmp_path, capsys, where):
         fails_one_line(["export-tflite", run, "--out", str(target), "--no-copy"], capsys)
         fails_one_line(["export-tflite", run, "--out", str(tmp_path / "e"), "--copy-to",
                         str(target)], capsys)
+        # the files go as one set: a copy target that fails leaves --out untouched too
+        assert not (tmp_path / "e").exists() or not any((tmp_path / "e").iterdir())
         fails_one_line(["dataset", "synth", "--out", str(target), "--per-word", "1"], capsys)
     assert not list(tmp_path.rglob("*.tmp*"))

@@ -247,6 +247,21 @@ def test_stream_make_is_deterministic_and_its_track_is_where_the_words_are(
     assert "keyword utterances" in capsys.readouterr().out
 
 
+def test_a_track_belongs_to_its_recording(clip_folder, run_dir, tmp_path, capsys) -> None:
+    """stream-make's track names its wav by content: scoring another recording against it is
+    refused in one line (a stale .csv of an interrupted stream-make), its own is accepted."""
+    a, c = tmp_path / "a.wav", tmp_path / "c.wav"
+    assert _make(clip_folder, a) == 0 and _make(clip_folder, c, seed=4) == 0
+    from tinyspeech_tf.stream.score import TRACK_AUDIO
+
+    assert a.with_suffix(".csv").read_text().startswith(TRACK_AUDIO)
+    assert cli.main(["stream", str(a), "--model", str(run_dir), "--stride-ms", "100",
+                     "--track", str(a.with_suffix(".csv"))]) == 0
+    capsys.readouterr()
+    _fails(["stream", str(c), "--model", str(run_dir), "--track", str(a.with_suffix(".csv"))],
+           capsys, "written for another recording")
+
+
 # ---- the command end to end ------------------------------------------------------------------
 def test_stream_command_writes_json_and_markdown(run_dir, tmp_path, capsys) -> None:
     wav = tmp_path / "s.wav"

@@ -191,6 +191,30 @@ def test_a_diverging_run_stops_without_a_model(tone_set, tmp_path, capsys, monke
     assert not (out / "model_int8.tflite").exists() and not (out / "model.keras").exists()
 
 
+def test_a_failed_run_leaves_a_finished_one_intact(straight_run, tone_set, tmp_path, capsys,
+                                                  monkeypatch):
+    """Training into a finished run that then fails (here: the loss turns NaN) changes none of
+    the files a reader uses (config.json, the model, labels, metrics); --resume would continue
+    the failed attempt, whose configuration lives in checkpoints/."""
+    import shutil
+
+    from tinyspeech_tf.train import loop
+
+    out = tmp_path / "finished"
+    shutil.copytree(straight_run[0], out)
+    kept = {name: (out / name).read_bytes() for name in
+            ("config.json", "model_int8.tflite", "labels.txt", "metrics.json", "golden.json")}
+    original = loop._optimizer
+    monkeypatch.setattr(loop, "_optimizer",
+                        lambda rate, *rest: original(float("nan"), *rest))
+    assert cli.main(["train", "--data", str(tone_set), "--out", str(out), "--epochs", "5",
+                     "--qat-epochs", "0", "--batch-size", "8", "--max-steps-per-epoch", "3"]) == 2
+    capsys.readouterr()
+    for name, data in kept.items():
+        assert (out / name).read_bytes() == data, name
+    assert json.loads((out / "checkpoints" / "config.json").read_text())["epochs"] == 5
+
+
 def test_one_populated_class_is_refused(tmp_path, capsys):
     from tinyspeech_tf.audio import write_wav
 

@@ -25,6 +25,27 @@ def write_atomic(path: str | os.PathLike, data: bytes | str) -> None:
             tmp.unlink()
 
 
+def replace_files(files: dict[str | os.PathLike, bytes | str]) -> None:
+    """Write several files as one set: every one to a temp file beside its target first
+    (folders created), then all renamed in one go; if any write fails, every temp file is
+    removed and no target has changed. Why: firmware built from a mix of two exports'
+    headers (one new file, four old) fails in confusing ways, or not at all."""
+    staged: list[tuple[Path, Path]] = []
+    try:
+        for path, data in files.items():
+            path = Path(path)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+            staged.append((tmp, path))
+            tmp.write_bytes(data.encode("utf-8") if isinstance(data, str) else data)
+        for tmp, path in staged:
+            os.replace(tmp, path)
+    finally:
+        for tmp, _ in staged:
+            if tmp.exists():
+                tmp.unlink()
+
+
 def write_report(path: str | os.PathLike, report: dict, markdown: str) -> None:
     """A generated report as ``path``.json (the figures) and ``path``.md (their table), each
     written atomically; ``path`` has no suffix."""

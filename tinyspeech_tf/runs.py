@@ -20,6 +20,9 @@ MODEL = "model_int8.tflite"
 LABELS = "labels.txt"
 FRONTEND = "frontend.json"
 CONFIG = "config.json"
+# The configuration of a run in progress (what --resume continues); config.json beside the
+# model is written only with the finished files, so a failed run never changes a finished one.
+TRAINING_CONFIG = "checkpoints/config.json"
 METRICS = "metrics.json"
 # The detector settings `tinyspeech stream-tune` chose for the run (export and stream use them).
 DETECTOR_FILE = "detector.json"
@@ -74,6 +77,13 @@ def read_json_object(path: str | os.PathLike, *, required: bool = False) -> dict
     if not isinstance(value, dict):
         raise UserError(f"{path}: expected a JSON object")
     return value
+
+
+def training_config(out: str | os.PathLike) -> dict | None:
+    """The configuration --resume continues: the run in progress, else the finished run's (runs
+    made before the two were kept apart); None when there is none."""
+    out = Path(out)
+    return read_json_object(out / TRAINING_CONFIG) or read_json_object(out / CONFIG)
 
 
 def is_finished(path: str | os.PathLike) -> bool:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-from pathlib import Path
 
 from tinyspeech_tf.apps.common import add_recipe_arguments, parse_model_args, recipe_fields
 from tinyspeech_tf.errors import UserError
@@ -78,9 +77,9 @@ def run(args: argparse.Namespace) -> int:
                          **recipe_fields(args))
     if args.resume and "epochs" not in recipe_fields(args):
         # Without --epochs a resumed run keeps its own length, not the default's.
-        from tinyspeech_tf.runs import CONFIG, read_json_object
+        from tinyspeech_tf.runs import training_config
 
-        saved = read_json_object(Path(config.out) / CONFIG) or {}
+        saved = training_config(config.out) or {}
         if isinstance(saved.get("epochs"), int):
             config = dataclasses.replace(config, epochs=saved["epochs"])
     check_config(config)

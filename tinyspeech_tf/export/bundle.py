@@ -22,7 +22,7 @@ import numpy as np
 
 from tinyspeech_tf.errors import UserError
 from tinyspeech_tf.export import headers as H
-from tinyspeech_tf.io import display_path
+from tinyspeech_tf.io import display_path, replace_files
 from tinyspeech_tf.io import write_atomic as _write_atomic
 from tinyspeech_tf.runs import MODEL, Run, read_run
 
@@ -242,18 +242,15 @@ def export(run_dir: str | os.PathLike, out_dir: str | os.PathLike, *,
     manifest_path = out / MANIFEST
     if manifest_path.exists():
         manifest_path.unlink()
-    for name, text in files.items():
-        _write_atomic(out / name, text)
-    copies = []
-    for target in copy_to:
-        target = Path(target)
-        if target.resolve() == out.resolve():
-            continue
+    targets = [out]
+    for target in map(Path, copy_to):
         if target.exists() and not target.is_dir():
             raise UserError(f"copy target {display_path(target)}: exists and is not a directory")
-        for name, text in files.items():
-            _write_atomic(target / name, text)
-        copies.append(display_path(target))
+        if all(target.resolve() != t.resolve() for t in targets):
+            targets.append(target)
+    # Every file of every target as one set: all written, then all renamed.
+    replace_files({folder / name: text for folder in targets for name, text in files.items()})
+    copies = [display_path(t) for t in targets[1:]]
 
     manifest = {
         "generated_by": prov.command,

@@ -269,9 +269,15 @@ def write_stream(out: str | os.PathLike, data: str, *, minutes: float = DEFAULT_
     stream, placements, summary = make_stream(
         split.waveforms, split.labels, split.label_names, names, source.background_noise,
         seconds=minutes * 60.0, seed=seed, snr_db=snr_db, gap_s=gap, rate=SAMPLE_RATE)
+    from tinyspeech_tf.stream.score import TRACK_AUDIO, audio_digest
+
     wav.parent.mkdir(parents=True, exist_ok=True)
     csv_path = wav.with_suffix(".csv")
+    # The pair is replaced track first: a kill in between leaves no track, never a stale one,
+    # and the new track names its recording by content, so `stream --track` can check it.
+    csv_path.unlink(missing_ok=True)
     write_wav(wav, stream, SAMPLE_RATE)
-    write_atomic(csv_path, track_csv(placements, SAMPLE_RATE))
+    write_atomic(csv_path, f"{TRACK_AUDIO}{audio_digest(wav)}\n"
+                 + track_csv(placements, SAMPLE_RATE))
     return {**summary, "wav": display_path(wav), "csv": display_path(csv_path),
             "source_clips": len(split), "noise_files": len(source.background_noise)}

@@ -59,6 +59,35 @@ class Utterance:
 
 
 # ---- the label track and scoring -------------------------------------------------------------
+# The comment stream-make puts first in a track: the recording it belongs to, by content.
+TRACK_AUDIO = "# audio sha256 "
+
+
+def audio_digest(path: str | os.PathLike) -> str:
+    """sha256 of a recording's file, which its track records."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def check_track_audio(track: str | os.PathLike, audio: str | os.PathLike) -> None:
+    """Refuse a track that names another recording than ``audio`` (e.g. a stale .csv left by
+    an interrupted stream-make); a track without the line (written by hand) is taken as is."""
+    try:
+        with open(track, encoding="utf-8") as f:
+            first = f.readline().strip()
+    except (OSError, UnicodeDecodeError):
+        return  # read_track reports it
+    if first.startswith(TRACK_AUDIO) and first[len(TRACK_AUDIO):].strip() != audio_digest(audio):
+        raise UserError(f"{track}: this track was written for another recording than {audio} "
+                        "(a leftover of an interrupted or earlier stream-make?); run "
+                        "stream-make again to write both")
+
+
 def read_track(path: str | os.PathLike) -> list[Utterance]:
     """Read a label track CSV: ``start_s,end_s,label`` per keyword utterance.
 
@@ -74,11 +103,13 @@ def read_track(path: str | os.PathLike) -> list[Utterance]:
     except (OSError, UnicodeDecodeError) as err:
         raise UserError(f"{path}: cannot read track file ({err})") from None
     utterances = []
+    first = True
     for lineno, row in enumerate(csv.reader(text.splitlines()), start=1):
         cells = [c.strip() for c in row]
         if not any(cells) or cells[0].startswith("#"):
             continue
-        if lineno == 1 and tuple(cells[:3]) == TRACK_COLUMNS:
+        header, first = first and tuple(cells[:3]) == TRACK_COLUMNS, False
+        if header:
             continue
         if len(cells) < 3:
             raise UserError(f"{path}:{lineno}: expected start_s,end_s,label, got {row!r}")
@@ -322,6 +353,7 @@ def stream_audio(audio: str, model: str | os.PathLike, *, labels: str | None = N
     keywords = [n for n in run.labels if is_keyword(n)]
     if track:
         utterances = read_track(track)
+        check_track_audio(track, audio)
         strange = sorted({u.label for u in utterances} - set(keywords))
         if strange:
             raise UserError(f"{track}: label(s) {', '.join(strange)} are not keywords of "

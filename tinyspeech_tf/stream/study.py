@@ -20,7 +20,12 @@ import numpy as np
 from tinyspeech_tf.errors import UserError
 from tinyspeech_tf.stream import tune
 from tinyspeech_tf.stream.detect import is_keyword, load_model, run_stream, stride_frames
-from tinyspeech_tf.stream.score import DEFAULT_TOLERANCE_S, read_track, score_detections
+from tinyspeech_tf.stream.score import (
+    DEFAULT_TOLERANCE_S,
+    check_track_audio,
+    read_track,
+    score_detections,
+)
 
 # 250 ms is not a whole number of 20 ms frame steps (a board runs the model when a frame
 # completes): 240 ms stands for it.
@@ -39,6 +44,7 @@ def _stream(model, audio: str, track: str, strides: Sequence[int]) -> dict:
     from tinyspeech_tf.audio import read_wav
 
     utterances = read_track(track)
+    check_track_audio(track, audio)
     keywords = [n for n in model.labels if is_keyword(n)]
     strange = sorted({u.label for u in utterances} - set(keywords))
     if strange:

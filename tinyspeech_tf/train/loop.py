@@ -22,8 +22,15 @@ import numpy as np
 
 from tinyspeech_tf.errors import UserError
 from tinyspeech_tf.evaluate import accuracy_report, evaluate_int8, features_of
+from tinyspeech_tf.io import replace_files
 from tinyspeech_tf.io import write_atomic as _write_atomic
-from tinyspeech_tf.runs import CONFIG, read_json_object, write_golden
+from tinyspeech_tf.runs import (
+    CONFIG,
+    TRAINING_CONFIG,
+    read_json_object,
+    training_config,
+    write_golden,
+)
 from tinyspeech_tf.train.card import model_card, plot_confusion, plot_curves
 from tinyspeech_tf.train.config import TrainConfig, concat_splits, load_source
 
@@ -132,7 +139,7 @@ def train(config: TrainConfig, resume: bool = False, verbose: int = 1,
     """
     from tinyspeech_tf import quantize, tflm, zoo
     from tinyspeech_tf._compat import keras, tf
-    from tinyspeech_tf.data import make_dataset, write_labels
+    from tinyspeech_tf.data import make_dataset
     from tinyspeech_tf.features import frontend_named
     from tinyspeech_tf.quantize import pruning, qat
     from tinyspeech_tf.zoo import profile
@@ -153,7 +160,11 @@ def train(config: TrainConfig, resume: bool = False, verbose: int = 1,
         if not state_path.exists():
             raise UserError(f"{out}: nothing to resume (no checkpoints/state.json); "
                             "drop --resume to start a new run")
-        saved = TrainConfig.from_dict(read_json_object(out / CONFIG, required=True))
+        stored = training_config(out)
+        if stored is None:
+            raise UserError(f"{out}: no {TRAINING_CONFIG} or {CONFIG} to resume from; train "
+                            "again without --resume")
+        saved = TrainConfig.from_dict(stored)
         # The saved run defines everything but how far to go (--epochs may extend it) and
         # where it now lives (a run folder may have been moved or copied).
         config = dataclasses.replace(saved, epochs=config.epochs, out=config.out)
@@ -169,7 +180,8 @@ def train(config: TrainConfig, resume: bool = False, verbose: int = 1,
                             f"{min(done, saved.epochs)} float epochs before QAT starts, or "
                             "omit --epochs to keep the run's own")
     ckpt_dir.mkdir(parents=True, exist_ok=True)
-    _write_atomic(out / "config.json", json.dumps(dataclasses.asdict(config), indent=2))
+    config_text = json.dumps(dataclasses.asdict(config), indent=2)
+    _write_atomic(out / TRAINING_CONFIG, config_text)
 
     keras.utils.set_random_seed(config.seed)
     tf.config.experimental.enable_op_determinism()
@@ -426,15 +438,17 @@ def train(config: TrainConfig, resume: bool = False, verbose: int = 1,
 
     model.save(out / ".model.tmp.keras")
     os.replace(out / ".model.tmp.keras", out / "model.keras")
-    _write_atomic(out / "model_int8.tflite", tflite_bytes)
-    write_labels(out / "labels.txt", names)
-    _write_atomic(out / "frontend.json", frontend.to_json())
     _store_golden(out, val_split, config.data)
-    _write_atomic(out / "metrics.json", json.dumps(metrics, indent=2))
     plot_curves(history, out / "curves.png", config.epochs if config.qat_epochs else None)
     what = "synthetic" if metrics["synthetic"] else source.kind
     plot_confusion(int8_report["confusion"], names,
                     f"{config.model} int8 (TFLM), val ({what}): "
                     f"{int8_report['accuracy']:.1%}", out / "confusion_int8.png")
-    _write_atomic(out / "MODEL_CARD.md", model_card(metrics))
+    # What readers of a run use, replaced as one set (a kill leaves the old set or the new).
+    replace_files({out / "model_int8.tflite": tflite_bytes,
+                   out / "labels.txt": "".join(f"{name}\n" for name in names),
+                   out / "frontend.json": frontend.to_json(),
+                   out / CONFIG: config_text,
+                   out / "metrics.json": json.dumps(metrics, indent=2),
+                   out / "MODEL_CARD.md": model_card(metrics)})
     return metrics
