@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
 .PHONY: install test lint train train-real pretrained ablation zoo firmware-check bench-frontend \
-    export-tflite stream-report bench explore seeds recipe variants clean
+    export-tflite stream-report bench explore seeds synthetic-report recipe variants clean
 
 MODEL ?= tinyspeech_m
 # The run export-tflite reads: by default the shipped pretrained TinySpeech-M (trained on real
@@ -164,6 +164,12 @@ SEEDS_ARGS ?=
 
 seeds: $(STAMP)
 	$(VENV)/bin/tinyspeech seeds $(SEEDS_MODELS) --data $(REAL) --seeds $(SEEDS) $(SEEDS_ARGS)
+
+# How far the offline synthetic set carries to real speech: TinySpeech-M trained on it alone
+# (what `make train` makes), on REAL alone and on both, each over 3 seeds and scored on REAL's
+# validation speakers -> reports/synthetic.{json,md} (runs in runs/synthetic/, finished kept).
+synthetic-report: $(STAMP)
+	$(VENV)/bin/tinyspeech synthetic --real $(REAL)
 
 # Flash-saving variants of TinySpeech-M (weight sharing, low rank, magnitude pruning), each
 # trained by the real-data recipe into VARIANTS_DIR/<name> (finished ones are kept), then the

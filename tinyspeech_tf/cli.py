@@ -31,6 +31,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
                      "train both selective-attention modes and report which wins"),
     "seeds": ("tinyspeech_tf.apps.seeds",
               "train architectures by one recipe over several seeds; compare their means"),
+    "synthetic": ("tinyspeech_tf.apps.synthetic",
+                  "synthetic-only, real-only and synthetic+real training, scored on real speech"),
     "recipe": ("tinyspeech_tf.apps.recipe",
                "measure changes to the real-data recipe one at a time over several seeds"),
     "dataset": ("tinyspeech_tf.apps.dataset", "make the offline synthetic set; inspect datasets"),
