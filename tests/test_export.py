@@ -233,14 +233,25 @@ def test_golden_vectors_are_tflm_on_the_python_frontend(exported, golden_wav) ->
     samples = parse_int_array(text, "g_golden_samples")
     features = parse_int_array(text, "g_golden_features").astype(np.int8).reshape(49, 10)
     scores = parse_int_array(text, "g_golden_scores").astype(np.int8)
-    np.testing.assert_array_equal(samples, to_int16(read_wav(golden_wav)[0]))
+    d = _defines(text)
+    first, count = int(d["TINYSPEECH_GOLDEN_FIRST_FRAME"]), int(d["TINYSPEECH_GOLDEN_FRAME_COUNT"])
+    clip = to_int16(read_wav(golden_wav)[0])
+    # the PCM of the default few frames, from the loudest: flash for the self-test <= 4 KB
+    assert count == H.DEFAULT_GOLDEN_FRAMES and len(samples) == 480 + (count - 1) * 320
+    assert first == H.golden_segment(clip, 480, 320, count)
+    np.testing.assert_array_equal(samples, clip[first * 320:first * 320 + len(samples)])
+    assert 2 * samples.size + features.size + scores.size <= 4096
     io = quantize.io_quantization(exported["tflite"])
-    expected = quantize_features(features_from_samples(samples.astype(np.float32) / 32768.0),
+
+    def python_features(pcm):
+        return quantize_features(features_from_samples(pcm.astype(np.float32) / 32768.0),
                                  io["input_scale"], io["input_zero_point"])
-    np.testing.assert_array_equal(features, expected)
+
+    np.testing.assert_array_equal(features, python_features(clip))
+    # frames are independent: the segment's frames are those rows of the whole clip's
+    np.testing.assert_array_equal(python_features(samples)[:count], features[first:first + count])
     tflm_scores = tflm.run_tflm(exported["tflite"], features.reshape(1, 49, 10, 1))[0]
     np.testing.assert_array_equal(scores, tflm_scores)
-    d = _defines(text)
     assert int(d["TINYSPEECH_GOLDEN_PREDICTED_INDEX"]) == int(np.argmax(scores))
     # a tone has no label, so the expected label is the model's own prediction
     assert int(d["TINYSPEECH_GOLDEN_LABEL_INDEX"]) == int(np.argmax(scores))
@@ -362,8 +373,9 @@ def test_export_replays_the_golden_clip_the_run_stored(run_dir, tmp_path, capsys
     golden = (out / "golden.h").read_text()
     from tinyspeech_tf.audio import to_int16
 
-    np.testing.assert_array_equal(parse_int_array(golden, "g_golden_samples"),
-                                  to_int16(_tone(555.0)))
+    first = int(_defines(golden)["TINYSPEECH_GOLDEN_FIRST_FRAME"])
+    pcm = parse_int_array(golden, "g_golden_samples")
+    np.testing.assert_array_equal(pcm, to_int16(_tone(555.0))[first * 320:first * 320 + len(pcm)])
     (run / "golden.json").write_text('{"label": "hello", "clip": "x"}')
     _fails(["export-tflite", str(run), "--out", str(tmp_path / "o2"), "--no-copy"], capsys,
            "golden.json", "hello")
@@ -533,3 +545,11 @@ if __name__ == "__main__":
     tmp.replace(MOCK_HEADER)
     print(f"wrote {MOCK_HEADER.relative_to(REPO_ROOT)}")
     sys.exit(0)
+
+
+def test_golden_segment_is_the_loudest_run_of_frames() -> None:
+    x = np.zeros(16000, np.int16)
+    x[8000:8600] = 10000
+    first = H.golden_segment(x, 480, 320, 4)
+    assert first * 320 <= 8000 and 8600 <= first * 320 + 1440
+    assert H.golden_segment(np.zeros(16000, np.int16), 480, 320, 4) == 0

@@ -54,7 +54,8 @@ HARNESS_SMOOTHER = smoother.SmootherConfig(average_window_ms=500, detection_thre
 # ---- shared inputs ------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def export_dir(tmp_path_factory) -> Path:
-    return make_export(tmp_path_factory.mktemp("export"))
+    # the whole clip's PCM: these tests stream it (the default golden.h holds a few frames)
+    return make_export(tmp_path_factory.mktemp("export"), golden_frames=49)
 
 
 @pytest.fixture(scope="module")

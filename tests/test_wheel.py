@@ -77,5 +77,5 @@ def test_installed_wheel_runs_zoo_train_and_export(wheel_venv, tmp_path):
     assert not (tmp_path.parent / "shared").exists()
     out = _run(wheel_venv, tmp_path, "export-tflite", str(package / "pretrained" / "tinyspeech_m"),
                "--out", "shipped")
-    assert "generated test signal" in out and (tmp_path / "shipped" / "golden.h").is_file()
+    assert "golden.wav of the run" in out and (tmp_path / "shipped" / "golden.h").is_file()
     assert _files(package) == installed, "the installed package was written into"

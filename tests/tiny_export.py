@@ -61,8 +61,9 @@ def make_run(root: Path, model: str = "tinyspeech_m", **model_kwargs) -> Path:
     return run
 
 
-def make_export(root: Path, model: str = "tinyspeech_m") -> Path:
-    """Write run/ and out/ under ``root``; returns the export directory (out/)."""
+def make_export(root: Path, model: str = "tinyspeech_m", golden_frames: int | None = None) -> Path:
+    """Write run/ and out/ under ``root``; returns the export directory (out/). ``golden_frames``
+    (default: the exporter's) sets how much of the golden clip's PCM golden.h holds."""
     from tinyspeech_tf import cli
     from tinyspeech_tf.audio import write_wav
 
@@ -71,6 +72,8 @@ def make_export(root: Path, model: str = "tinyspeech_m") -> Path:
     write_wav(wav, tone())
     out = root / "out"
     argv = ["export-tflite", str(run), "--out", str(out), "--golden-wav", str(wav), "--no-copy"]
+    if golden_frames is not None:
+        argv += ["--golden-frames", str(golden_frames)]
     if cli.main(argv) != 0:
         raise RuntimeError("export-tflite failed")
     return out

@@ -31,9 +31,10 @@
  * stamp is the moment the window's last sample arrived, as in tinyspeech_tf.stream: exactly,
  * whatever the chunk sizes, since 30 ms frames stepped by 20 ms end on whole milliseconds.
  *
- * Self-test (kws_runner_self_test, unless KWS_RUNNER_NO_SELF_TEST): the golden clip of
- * golden.h streamed through the front-end must give g_golden_features within 1 LSB (C vs
- * TensorFlow float rounding), and the model on g_golden_features must give g_golden_scores.
+ * Self-test (kws_runner_self_test, unless KWS_RUNNER_NO_SELF_TEST): the golden PCM of
+ * golden.h (a few frames of the golden clip, about 3 KB of flash by default) streamed through
+ * the front-end must give its rows of g_golden_features within 1 LSB (C vs TensorFlow float
+ * rounding), and the model on all of g_golden_features must give g_golden_scores.
  * With TFLM's reference kernels that is exact; optimized kernels (CMSIS-NN, e.g. in the Arduino
  * library or CONFIG_TENSORFLOW_LITE_MICRO_CMSIS_NN_KERNELS) may round some scores differently:
  * the report carries the max difference, and -DKWS_RUNNER_SCORE_TOLERANCE=n accepts up to n.
@@ -170,9 +171,10 @@ size_t kws_runner_arena_used(const kws_runner_t* runner);
 typedef struct {
     int status;             /* KWS_RUNNER_OK, or the error that stopped the test */
     int passed;             /* 1 when every check below holds */
-    int frames;             /* front-end frames from the golden clip (KWS_FE_NUM_FRAMES) */
-    int feature_max_diff;   /* max |C - golden| over the int8 features, must be <= 1 */
-    int feature_diff_count; /* how many of the TINYSPEECH_INPUT_SIZE features differ */
+    int frames;             /* front-end frames from the golden PCM (TINYSPEECH_GOLDEN_FRAME_COUNT) */
+    int features_checked;   /* int8 features compared (frames x KWS_FE_NUM_MFCC) */
+    int feature_max_diff;   /* max |C - golden| over those int8 features, must be <= 1 */
+    int feature_diff_count; /* how many of them differ */
     int score_max_diff;     /* max |model - golden| over the int8 scores */
     int score_tolerance;    /* KWS_RUNNER_SCORE_TOLERANCE the scores were held to */
     int predicted_index;    /* argmax of the board's scores (first on ties) */

@@ -41,6 +41,17 @@ static int config_valid(const kws_recognizer_config_t *c, int num_classes)
            c->silence_index < num_classes;
 }
 
+int kws_recognizer_check(const kws_recognizer_config_t *config, int num_classes)
+{
+    if (config == NULL) {
+        return KWS_RECOGNIZER_ERR_NULL;
+    }
+    if (num_classes < 1 || num_classes > KWS_RECOGNIZER_MAX_CLASSES) {
+        return KWS_RECOGNIZER_ERR_NUM_CLASSES;
+    }
+    return config_valid(config, num_classes) ? KWS_RECOGNIZER_OK : KWS_RECOGNIZER_ERR_CONFIG;
+}
+
 int kws_recognizer_init(kws_recognizer_t *rc, const kws_recognizer_config_t *config,
                         int num_classes)
 {

@@ -111,6 +111,12 @@ typedef struct {
 void kws_recognizer_default_config(kws_recognizer_config_t *config);
 
 /*
+ * What kws_recognizer_init would return for config and num_classes, without any state (so a
+ * caller can validate before changing anything, and without a recognizer on its stack).
+ */
+int kws_recognizer_check(const kws_recognizer_config_t *config, int num_classes);
+
+/*
  * Validate config and num_classes, copy the config and clear the history. Returns
  * KWS_RECOGNIZER_OK, ERR_NULL, ERR_NUM_CLASSES or ERR_CONFIG; on error *rc is not modified.
  */

@@ -3,10 +3,11 @@
  * QEMU mps2-an386 (Cortex-M4F) and, unchanged, for the host (the test compares the two and the
  * Python twins).
  *
- *   1. Streams g_golden_samples (golden.h of a `tinyspeech export-tflite` run) through
- *      kws_frontend_push() in uneven chunks, keeps the 49-frame window, quantizes it with the
- *      model's TINYSPEECH_INPUT_SCALE / TINYSPEECH_INPUT_ZERO_POINT and compares it with
- *      g_golden_features (the Python front-end): every value must be within 1 LSB.
+ *   1. Streams g_golden_samples (golden.h of a `tinyspeech export-tflite` run: the PCM of
+ *      TINYSPEECH_GOLDEN_FRAME_COUNT frames of the golden clip) through kws_frontend_push() in
+ *      uneven chunks, quantizes its frames with the model's TINYSPEECH_INPUT_SCALE /
+ *      TINYSPEECH_INPUT_ZERO_POINT and compares them with their rows of g_golden_features (the
+ *      Python front-end on the whole clip): every value must be within 1 LSB.
  *   2. Runs kws_recognizer_process() over the scripted int8 score sequence of kws_test_scores.h
  *      (generated at test time, e.g. TFLM's scores on a stream around the golden clip) and
  *      prints every result.
@@ -33,6 +34,8 @@
 
 static kws_frontend_t frontend;
 static kws_feature_window_t window;
+/* int8 features the golden PCM gives (its frames x coefficients) */
+#define GOLDEN_VALUES (TINYSPEECH_GOLDEN_FRAME_COUNT * KWS_FE_NUM_MFCC)
 static int8_t quantized[TINYSPEECH_INPUT_SIZE];
 static kws_recognizer_t recognizer;
 
@@ -83,10 +86,13 @@ static int check_features(void)
     int frames = stream_golden_clip();
     int max_diff = 0;
     int diff_count = 0;
-    kws_frontend_quantize(window.data, TINYSPEECH_INPUT_SIZE, TINYSPEECH_INPUT_SCALE,
+    /* the window fills from its first row: the golden PCM's frames are rows 0.. of it and
+     * rows TINYSPEECH_GOLDEN_FIRST_FRAME.. of g_golden_features */
+    kws_frontend_quantize(window.data, GOLDEN_VALUES, TINYSPEECH_INPUT_SCALE,
                           TINYSPEECH_INPUT_ZERO_POINT, quantized);
-    for (int i = 0; i < TINYSPEECH_INPUT_SIZE; i++) {
-        int d = (int)quantized[i] - (int)g_golden_features[i];
+    for (int i = 0; i < GOLDEN_VALUES; i++) {
+        int d = (int)quantized[i] -
+                (int)g_golden_features[TINYSPEECH_GOLDEN_FIRST_FRAME * KWS_FE_NUM_MFCC + i];
         d = d < 0 ? -d : d;
         diff_count += d != 0;
         max_diff = d > max_diff ? d : max_diff;
@@ -94,12 +100,12 @@ static int check_features(void)
     printf("features frames=%d max_diff=%d diff_count=%d int8_fnv1a32=0x%08lx int8_hex=", frames,
            max_diff, diff_count,
            (unsigned long)fnv1a32_update(0x811C9DC5u, (const uint8_t *)quantized,
-                                         TINYSPEECH_INPUT_SIZE));
-    for (int i = 0; i < TINYSPEECH_INPUT_SIZE; i++) {
+                                         GOLDEN_VALUES));
+    for (int i = 0; i < GOLDEN_VALUES; i++) {
         printf("%02x", (unsigned)(uint8_t)quantized[i]);
     }
     printf("\n");
-    return frames == KWS_FE_NUM_FRAMES && max_diff <= 1;
+    return frames == TINYSPEECH_GOLDEN_FRAME_COUNT && max_diff <= 1;
 }
 
 static int run_smoother(void)

@@ -18,6 +18,7 @@ from tinyspeech_tf.export.bundle import (
     default_out_dir,
     export,
 )
+from tinyspeech_tf.export.headers import DEFAULT_GOLDEN_FRAMES
 from tinyspeech_tf.io import display_path
 
 
@@ -32,6 +33,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--golden-label", default=None, metavar="LABEL",
                         help="the label of --golden-wav (default: its folder's name if that "
                              "is a label, else the model's prediction)")
+    parser.add_argument("--golden-frames", type=int, default=DEFAULT_GOLDEN_FRAMES, metavar="N",
+                        help="front-end frames of the golden clip's PCM in golden.h, from its "
+                             f"loudest (default {DEFAULT_GOLDEN_FRAMES}: about 3 KB of flash; "
+                             "49 streams the whole 1 s clip, 32 KB)")
     parser.add_argument("--arena-margin", type=int, default=DEFAULT_ARENA_MARGIN,
                         metavar="BYTES", help="bytes added to the measured minimum arena "
                         f"(default {DEFAULT_ARENA_MARGIN}); the sum is rounded up to 16")
@@ -50,6 +55,8 @@ def _command_line(args: argparse.Namespace) -> str:
         parts += ["--golden-wav", display_path(args.golden_wav)]
     if args.golden_label:
         parts += ["--golden-label", args.golden_label]
+    if args.golden_frames != DEFAULT_GOLDEN_FRAMES:
+        parts += ["--golden-frames", str(args.golden_frames)]
     if args.arena_margin != DEFAULT_ARENA_MARGIN:
         parts += ["--arena-margin", str(args.arena_margin)]
     return shlex.join(parts)
@@ -66,7 +73,8 @@ def run(args: argparse.Namespace) -> int:
         copy_to, absent = default_copy_dirs()
     manifest = export(args.run, out, golden_wav=args.golden_wav,
                       golden_label=args.golden_label, arena_margin=args.arena_margin,
-                      copy_to=copy_to, command=_command_line(args))
+                      copy_to=copy_to, command=_command_line(args),
+                      golden_frames=args.golden_frames)
     for warning in manifest["warnings"]:
         print(f"tinyspeech export-tflite: warning: {warning}", file=sys.stderr)
     g = manifest["golden"]

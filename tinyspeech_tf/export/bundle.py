@@ -192,7 +192,7 @@ def export(run_dir: str | os.PathLike, out_dir: str | os.PathLike, *,
            golden_wav: str | None = None, golden_label: str | None = None,
            arena_margin: int = DEFAULT_ARENA_MARGIN,
            copy_to: tuple[str | os.PathLike, ...] | list[str | os.PathLike] = (),
-           command: str | None = None) -> dict:
+           command: str | None = None, golden_frames: int = H.DEFAULT_GOLDEN_FRAMES) -> dict:
     """Write the firmware files of ``run_dir`` into ``out_dir`` (and copies); the manifest.
 
     ``copy_to`` directories receive the C/C++ files (relative ones are taken from the working
@@ -206,6 +206,10 @@ def export(run_dir: str | os.PathLike, out_dir: str | os.PathLike, *,
         raise UserError(f"--arena-margin must be a whole number of bytes >= 0, "
                         f"got {arena_margin!r}")
     run = read_run(run_dir)
+    if isinstance(golden_frames, bool) or not isinstance(golden_frames, int) \
+            or not 1 <= golden_frames <= run.frontend.num_frames:
+        raise UserError(f"--golden-frames must be 1..{run.frontend.num_frames} (the clip's "
+                        f"front-end frames), got {golden_frames!r}")
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
         raise UserError(f"--out {out_dir}: exists and is not a directory")
@@ -236,7 +240,8 @@ def export(run_dir: str | os.PathLike, out_dir: str | os.PathLike, *,
         H.MODEL_DATA_CC: H.model_data_cc(run.tflite, prov),
         H.MODEL_SETTINGS_H: H.model_settings_h(settings, prov),
         H.OP_RESOLVER_H: H.op_resolver_h(ops, prov),
-        H.GOLDEN_H: H.golden_h(golden, prov),
+        H.GOLDEN_H: H.golden_h(golden, prov, run.frontend.frame_length,
+                               run.frontend.frame_step, golden_frames),
     }
     # The manifest last: its presence means the export is complete.
     manifest_path = out / MANIFEST
@@ -275,7 +280,7 @@ def export(run_dir: str | os.PathLike, out_dir: str | os.PathLike, *,
         "frontend": run.frontend.to_dict(),
         "golden": {"clip": golden.clip, "label": golden.label,
                    "label_index": golden.label_index, "label_source": golden.label_source,
-                   "predicted_index": golden.predicted_index,
+                   "predicted_index": golden.predicted_index, "frames": golden_frames,
                    "predicted_label": run.labels[golden.predicted_index]},
         "warnings": [w for w in (_tables_mismatch(run.frontend),) if w],
     }

@@ -287,12 +287,36 @@ _LABEL_SOURCES = {
 }
 
 
-def golden_h(g: Golden, prov: Provenance) -> str:
-    """Samples, int8 features and int8 scores of one clip, for an on-board self-test."""
-    samples = np.asarray(g.samples, np.int16).ravel()
+# Front-end frames the self-test streams by default: 1,440 samples (2.9 KB of flash) instead of
+# the whole 1 s clip (32 KB, twice TinySpeech-M); the model check still uses every feature.
+DEFAULT_GOLDEN_FRAMES = 4
+
+
+def golden_segment(samples: np.ndarray, frame_length: int, frame_step: int,
+                   frames: int) -> int:
+    """The first of ``frames`` consecutive front-end frames with the most energy (where the
+    word is, so the front-end check sees speech, not silence); the earliest on ties."""
+    x = np.asarray(samples, np.float64).ravel()
+    total = 1 + (len(x) - frame_length) // frame_step
+    span = frame_length + (frames - 1) * frame_step
+    energy = [float(np.sum(x[k * frame_step:k * frame_step + span] ** 2))
+              for k in range(total - frames + 1)]
+    return int(np.argmax(energy))
+
+
+def golden_h(g: Golden, prov: Provenance, frame_length: int = 480, frame_step: int = 320,
+             golden_frames: int = DEFAULT_GOLDEN_FRAMES) -> str:
+    """int8 features and scores of one clip, and the PCM of ``golden_frames`` of its frames,
+    for an on-board self-test."""
+    full = np.asarray(g.samples, np.int16).ravel()
     features = np.asarray(g.features, np.int8)
     scores = np.asarray(g.scores, np.int8).ravel()
     frames, coeffs = features.shape[:2]
+    first = golden_segment(full, frame_length, frame_step, golden_frames)
+    samples = full[first * frame_step:first * frame_step + frame_length
+                   + (golden_frames - 1) * frame_step]
+    if golden_frames == frames:
+        samples = full  # the whole clip, its tail after the last frame included
     return (
         prov.banner("Golden vectors: one clip through front-end and model, for a self-test.")
         + "/*\n"
@@ -300,8 +324,11 @@ def golden_h(g: Golden, prov: Provenance) -> str:
         f" * Label: {comment_safe(g.label)} (index {g.label_index}), from "
         f"{_LABEL_SOURCES[g.label_source]}.\n"
         " *\n"
-        " * g_golden_samples   int16 PCM, as a microphone driver delivers it.\n"
-        " * g_golden_features  int8 model input: the Python front-end on g_golden_samples,\n"
+        " * g_golden_samples   int16 PCM, as a microphone driver delivers it: the\n"
+        f" *                    {golden_frames} front-end frames from\n"
+        " *                    TINYSPEECH_GOLDEN_FIRST_FRAME on (the loudest), which must\n"
+        " *                    give those rows of g_golden_features.\n"
+        " * g_golden_features  int8 model input: the Python front-end on the whole clip,\n"
         " *                    quantized with the model's input scale and zero point. The C\n"
         " *                    front-end (kws_frontend.c) agrees within 1 LSB per value, so\n"
         " *                    compare its output with a tolerance of 1.\n"
@@ -317,6 +344,9 @@ def golden_h(g: Golden, prov: Provenance) -> str:
         f'#error "{GOLDEN_H} and {MODEL_SETTINGS_H} come from different exports; copy all files '
         'of one export"\n#endif\n\n'
         + _define("TINYSPEECH_GOLDEN_SAMPLE_COUNT", len(samples))
+        + _define("TINYSPEECH_GOLDEN_FIRST_FRAME", first, "g_golden_samples start there")
+        + _define("TINYSPEECH_GOLDEN_FRAME_COUNT", golden_frames,
+                  "front-end frames in g_golden_samples")
         + _define("TINYSPEECH_GOLDEN_FEATURE_COUNT", features.size, f"{frames} x {coeffs}")
         + _define("TINYSPEECH_GOLDEN_SCORE_COUNT", len(scores))
         + _define("TINYSPEECH_GOLDEN_LABEL_INDEX", g.label_index, "expected label")

@@ -113,7 +113,7 @@ static void PrintSelfTest(const kws_self_test_report_t* r, int passed)
              predicted >= 0 ? kLabels[predicted] : "(no inference)");
     Serial.println(line);
     snprintf(line, sizeof(line), "front-end: %d frames, %d of %d int8 features differ "
-             "(max %d LSB, 1 allowed)", r->frames, r->feature_diff_count, kInputSize,
+             "(max %d LSB, 1 allowed)", r->frames, r->feature_diff_count, r->features_checked,
              r->feature_max_diff);
     Serial.println(line);
     snprintf(line, sizeof(line), "model: scores differ by up to %d LSB (%d allowed)",

@@ -40,7 +40,7 @@ int SelfTest()
     printk("golden clip \"%s\": host predicted \"%s\", board \"%s\"\n", kLabels[r.label_index],
            kLabels[r.expected_index], predicted >= 0 ? kLabels[predicted] : "(no inference)");
     printk("front-end: %d frames, %d of %d int8 features differ (max %d LSB, 1 allowed)\n",
-           r.frames, r.feature_diff_count, kInputSize, r.feature_max_diff);
+           r.frames, r.feature_diff_count, r.features_checked, r.feature_max_diff);
     printk("model: scores differ by up to %d LSB (%d allowed)\n", r.score_max_diff,
            r.score_tolerance);
     if (r.status != KWS_RUNNER_OK) {
