@@ -8,6 +8,7 @@ the output is a folder) given to each command that writes one.
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -16,6 +17,7 @@ import pytest
 from conftest import fails_one_line
 from tiny_export import make_run
 
+from tinyspeech_tf import cli
 from tinyspeech_tf.audio import write_wav
 
 
@@ -25,7 +27,9 @@ def good(tmp_path_factory) -> dict:
     run = make_run(root)
     val = root / "val"
     rng = np.random.default_rng(0)
-    for label in ("yes", "no", "_silence_"):
+    from tinyspeech_tf.data import LABELS
+
+    for label in LABELS:
         (val / label).mkdir(parents=True)
         write_wav(val / label / "a.wav", (0.1 * rng.standard_normal(16000)).astype(np.float32))
     audio = root / "stream.wav"
@@ -90,15 +94,81 @@ def test_unwritable_outputs_are_one_line(good, tmp_path, capsys, where):
         (blocker / "keep").write_text("x")
         target = blocker
     run, val, audio = str(good["run"]), str(good["val"]), str(good["audio"])
-    fails_one_line(["evaluate", run, "--data", val, "--json", str(target)], capsys)
-    fails_one_line(["stream", audio, "--model", run, "--json", str(target)], capsys)
-    fails_one_line(["stream", audio, "--model", run, "--markdown", str(target)], capsys)
-    fails_one_line(["stream-make", str(target), "--data", val, "--minutes", "0.05"], capsys)
+    why = "is a file, not a folder" if where == "parent_is_file" else "is a folder"
+    fails_one_line(["evaluate", run, "--data", val, "--json", str(target)], capsys, why)
+    fails_one_line(["stream", audio, "--model", run, "--json", str(target)], capsys, why)
+    fails_one_line(["stream", audio, "--model", run, "--markdown", str(target)], capsys, why)
     if where == "parent_is_file":
-        fails_one_line(["export-tflite", run, "--out", str(target), "--no-copy"], capsys)
+        wav = str(target / "s.wav")
+        fails_one_line(["stream-make", wav, "--data", val, "--minutes", "0.5"], capsys, why)
+        fails_one_line(["export-tflite", run, "--out", str(target), "--no-copy"], capsys, why)
         fails_one_line(["export-tflite", run, "--out", str(tmp_path / "e"), "--copy-to",
-                        str(target)], capsys)
+                        str(target)], capsys, why)
         # the files go as one set: a copy target that fails leaves --out untouched too
         assert not (tmp_path / "e").exists() or not any((tmp_path / "e").iterdir())
-        fails_one_line(["dataset", "synth", "--out", str(target), "--per-word", "1"], capsys)
+        fails_one_line(["dataset", "synth", "--out", str(target), "--per-word", "1"], capsys,
+                       why)
     assert not list(tmp_path.rglob("*.tmp*"))
+
+
+# ---- bad audio, labels and specs ---------------------------------------------------------------
+def _wav_folder(good: dict, tmp_path: Path, name: str, content: bytes | None) -> Path:
+    folder = tmp_path / name
+    shutil.copytree(good["val"], folder)
+    target = folder / "yes" / "a.wav"
+    if content is None:  # header claims a second, data holds 500 samples
+        data = target.read_bytes()
+        target.write_bytes(data[:44 + 1000])
+    else:
+        target.write_bytes(content)
+    return folder
+
+
+@pytest.mark.parametrize("content, fragment", [
+    (None, "truncated"), (b"", "empty"), (b"RIFF\x00\x00", "not a readable PCM wav")])
+def test_damaged_wavs_are_one_line(good, tmp_path, capsys, content, fragment):
+    folder = _wav_folder(good, tmp_path, "val", content)
+    err = fails_one_line(["evaluate", str(good["run"]), "--data", str(folder)], capsys,
+                         "a.wav", fragment)
+    assert "()" not in err
+    fails_one_line(["dataset", "info", str(folder)], capsys, "a.wav", fragment)
+
+
+def test_labels_and_specs_are_checked(good, tmp_path, capsys):
+    labels = ",".join(["yes"] * 12)
+    fails_one_line(["evaluate", str(good["run"] / "model_int8.tflite"), "--data",
+                    str(good["val"]), "--labels", labels], capsys, "twice")
+    spec = tmp_path / "spec.json"
+    spec.write_bytes(np.random.default_rng(2).bytes(300))
+    fails_one_line(["train", "--spec", str(spec), "--out", str(tmp_path / "r")], capsys,
+                   "spec.json")
+
+
+def test_broken_resume_states_are_one_line(good, tmp_path, capsys):
+    run = tmp_path / "run"
+    (run / "checkpoints").mkdir(parents=True)
+    (run / "checkpoints" / "state.json").write_text("{not json")
+    (run / "config.json").write_text(json.dumps({"model": "tinyspeech_m", "data": "synthetic",
+                                                 "out": str(run), "epochs": 2}))
+    fails_one_line(["train", "--out", str(run), "--resume"], capsys, "state.json")
+    (run / "checkpoints" / "state.json").write_text(json.dumps({"epoch": 1, "best": {},
+                                                                "history": {}}))
+    (run / "checkpoints" / "last.keras").write_bytes(b"PK\x03\x04 truncated")
+    fails_one_line(["train", "--out", str(run), "--resume", "--data", str(good["val"])], capsys,
+                   "last.keras")
+    (run / "config.json").unlink()
+    (run / "checkpoints" / "config.json").unlink()
+    fails_one_line(["train", "--out", str(run), "--resume"], capsys, "config.json")
+
+
+def test_evaluate_reads_only_the_split_it_scores(good, tmp_path, capsys):
+    """A damaged train clip does not block scoring the validation split, and a flat
+    <label>/*.wav folder of any name is the set scored."""
+    data = tmp_path / "data"
+    shutil.copytree(good["val"], data / "val")
+    shutil.copytree(good["val"], data / "train")
+    (data / "train" / "yes" / "a.wav").write_bytes(b"")
+    assert cli.main(["evaluate", str(good["run"]), "--data", str(data)]) == 0
+    shutil.copytree(good["val"], tmp_path / "my_clips")
+    assert cli.main(["evaluate", str(good["run"]), "--data", str(tmp_path / "my_clips")]) == 0
+    assert "validation examples" in capsys.readouterr().out

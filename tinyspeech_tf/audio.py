@@ -32,9 +32,18 @@ def read_wav(path: str | os.PathLike, *, sample_rate: int | None = SAMPLE_RATE,
             raw = w.readframes(n)
     except FileNotFoundError:
         raise UserError(f"{path}: no such file; check the path") from None
-    except (wave.Error, EOFError, OSError) as err:
-        raise UserError(f"{path}: not a readable PCM wav file ({err}); re-encode it as 16-bit "
-                        "PCM, e.g. `sox IN -b 16 -e signed OUT.wav`") from None
+    except (wave.Error, EOFError) as err:
+        empty = os.path.exists(path) and os.path.getsize(path) == 0
+        reason = "an empty file" if empty else (str(err) or "an incomplete header")
+        raise UserError(f"{path}: not a readable PCM wav file ({reason}); copy it again, or "
+                        "re-encode it as 16-bit PCM, e.g. `sox IN -b 16 -e signed OUT.wav`") \
+            from None
+    except OSError as err:
+        raise UserError(f"{path}: cannot read it ({(err.strerror or str(err)).lower()}); check "
+                        "its permissions") from None
+    if len(raw) < n * width * channels:
+        raise UserError(f"{path}: truncated: its header says {n} samples, the file holds "
+                        f"{len(raw) // max(1, width * channels)}; copy it again or re-record it")
     if width not in (1, 2, 4):
         raise UserError(f"{path}: {8 * width}-bit samples are not supported; use 16-bit PCM")
     dtype = {1: np.uint8, 2: "<i2", 4: "<i4"}[width]

@@ -126,10 +126,13 @@ _OS_HINTS = {
 
 def os_error_line(err: OSError) -> str:
     """What went wrong with which path, and what to do, in one line."""
-    where = err.filename if err.filename is not None else "a file"
-    if err.filename2 is not None:
-        where = f"{err.filename} -> {err.filename2}"
-    return f"{where}: {_OS_HINTS.get(err.errno, (err.strerror or str(err)).lower())}"
+    hint = _OS_HINTS.get(err.errno, (err.strerror or str(err)).lower())
+    if err.errno == errno.EEXIST and err.filename and os.path.isfile(err.filename):
+        hint = "is a file, not a folder; give another path"
+    if err.filename is None:
+        return hint
+    where = err.filename if err.filename2 is None else f"{err.filename} -> {err.filename2}"
+    return f"{where}: {hint}"
 
 
 if __name__ == "__main__":

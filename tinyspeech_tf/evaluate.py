@@ -106,8 +106,16 @@ def evaluate(model_path: str | os.PathLike, data: str, split: str = "validation"
     model = read_run(path, labels, allow_file=True)
     names = model.labels
     model.io  # noqa: B018 - checks I/O against labels and front-end, one line if they differ
-    source = data_mod.load(data)
-    chosen = source.split(split)
+    from tinyspeech_tf.data.sources import _canonical_split, load_12class
+
+    folder = Path(data)
+    wanted = _canonical_split(split)
+    if folder.is_dir() and any((folder / label).is_dir() for label in data_mod.LABELS):
+        # A flat <label>/*.wav folder is the set to score, whatever its name.
+        source = load_12class(folder, splits=(wanted,), single_split=wanted)
+    else:  # only the split scored is read: a bad clip elsewhere does not block it
+        source = data_mod.load(data, splits=(wanted,))
+    chosen = source.split(wanted)
     missing = [n for n in chosen.label_names if n not in names]
     if missing:
         raise UserError(f"data labels {missing} are not among the model's labels {names}")

@@ -155,9 +155,14 @@ def read_tflite(path: Path) -> bytes:
 
     try:  # walk every table: a truncated or damaged file fails here, not deep in a command
         parse_flatbuffer(tflite)
+        types = _io_types(tflite)
     except (struct.error, IndexError, KeyError, TypeError, ValueError, OverflowError):
         raise UserError(f"{path}: a damaged or truncated TFLite file ({len(tflite):,} bytes); "
                         "copy it again or re-run training to regenerate it") from None
+    if types != ("int8", "int8"):
+        raise UserError(f"{path}: a {types[0]}-in/{types[1]}-out model; every command here "
+                        "runs full-integer int8 models in TFLM: give the model_int8.tflite "
+                        "`tinyspeech train` writes")
     return tflite
 
 
@@ -179,7 +184,12 @@ def model_labels(model_path: Path, labels: str | list | tuple | None) -> tuple[s
         names = read_labels(labels)
     else:
         names = tuple(n.strip() for n in labels.split(",") if n.strip())
-    return tuple(canonical_label(n) for n in names)
+    names = tuple(canonical_label(n) for n in names)
+    twice = sorted({n for n in names if names.count(n) > 1})
+    if twice:
+        raise UserError(f"{labels if isinstance(labels, str) else model_path}: label(s) "
+                        f"{', '.join(twice)} given twice; one label per model output")
+    return names
 
 
 def _io_types(tflite: bytes) -> tuple[str, str]:

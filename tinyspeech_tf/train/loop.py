@@ -62,10 +62,15 @@ def _load(path: Path, config: TrainConfig):
     from tinyspeech_tf._compat import keras
     from tinyspeech_tf.quantize import pruning
 
-    if not config.prune:
-        return keras.models.load_model(path)
-    with pruning.scope():
-        return keras.models.load_model(path)
+    try:
+        if not config.prune:
+            return keras.models.load_model(path)
+        with pruning.scope():
+            return keras.models.load_model(path)
+    except (OSError, ValueError, KeyError) as err:
+        raise UserError(f"{path}: cannot load this checkpoint ({str(err)[:120]}); the run "
+                        f"cannot resume from it: delete {path.parent} and train again "
+                        "without --resume") from None
 
 
 def _custom_loss(config: TrainConfig) -> bool:

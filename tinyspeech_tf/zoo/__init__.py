@@ -157,9 +157,13 @@ def load_spec(path_or_dict: str | os.PathLike | dict) -> tuple[dict, str]:
     else:
         where = os.fspath(path_or_dict)
         try:
-            text = open(where, encoding="utf-8").read()
+            with open(where, encoding="utf-8") as f:
+                text = f.read()
         except FileNotFoundError:
             raise UserError(f"{where}: no such spec file") from None
+        except UnicodeDecodeError:
+            raise UserError(f"{where}: not a text file; a spec is JSON (see reports/specs/ "
+                            "for examples)") from None
         except OSError as err:
             raise UserError(f"{where}: cannot read spec ({err.strerror})") from None
         try:
