@@ -105,9 +105,10 @@ typedef void (*kws_runner_callback_t)(const kws_runner_event_t* event, void* use
 
 /*
  * All state. Treat as opaque; it has no constructor (the TFLM objects are built in place by
- * kws_runner_init), so a static kws_runner_t needs no C++ start-up code. Size on Cortex-M:
- * about 8.7 KB (front-end ring and FFT buffers 4 KB, float window 2 KB, smoother ring 2.5 KB,
- * plus the TFLM interpreter and resolver objects), besides the caller's tensor arena.
+ * kws_runner_init), so a static kws_runner_t needs no C++ start-up code. Its size is that of
+ * its parts (the front-end's ring and FFT buffers, the float feature window, the smoother's
+ * ring, TFLM's interpreter and op resolver objects), besides the caller's tensor arena; take
+ * sizeof(kws_runner_t) on your target rather than a figure typed here.
  */
 typedef struct {
     uint32_t magic; /* set by a successful init */

@@ -169,7 +169,8 @@ def model_settings_h(s: Settings, prov: Provenance) -> str:
         _define("TINYSPEECH_LABELS_INIT", labels_init),
         "\n/* ---- tensor arena ----\n"
         f" * {s.arena_measured} bytes is the minimum arena in which TFLM allocates this model,\n"
-        " * measured by bisection in the TFLM Python interpreter on a 64-bit host. Pointers and\n"
+        " * as TFLM's recording allocator reports it in the Python interpreter on a 64-bit host\n"
+        " * (then checked by allocating in exactly that many bytes). Pointers and\n"
         " * interpreter structs are larger there than on a 32-bit Cortex-M, so a 32-bit board\n"
         f" * needs no more. Plus a margin of {s.arena_margin} bytes, rounded up to 16:\n"
         f" * {s.arena_size} bytes. */\n",
