@@ -34,6 +34,17 @@ def test_cortex_m4_build_size(tmp_path) -> None:
     assert 0 < sizes["text"] < 16 * 1024
 
 
+def test_state_sizes_on_cortex_m4(tmp_path) -> None:
+    """The front-end holds its input ring and one FFT buffer, nothing more (the magnitudes are
+    computed in place); the sizes come from the compiler, as `make firmware-check` prints."""
+    require_tools("arm-none-eabi-gcc", "arm-none-eabi-nm")
+    sizes = C.arm_state_sizes(tmp_path)
+    assert set(sizes) == set(C.STATE_PARTS)
+    ring, fft = 2 * 480, 4 * 512
+    assert ring + fft <= sizes["kws_frontend_t"] <= ring + fft + 16
+    assert sizes["kws_feature_window_t"] == 4 * 49 * 10 + 4
+
+
 def test_qemu_int8_hash_equals_host(tmp_path) -> None:
     require_tools("arm-none-eabi-gcc", "qemu-system-arm", "gcc")
     wav = require_shared("data", "micro_speech_testdata", "yes_1000ms.wav")

@@ -293,6 +293,31 @@ def arm_object_sizes(out_dir: Path | None = None) -> dict[str, int]:
             "rodata": rodata, "warnings": proc.stderr}  # type: ignore[dict-item]
 
 
+STATE_PARTS = {"kws_frontend_t": "front-end (ring + FFT buffer)",
+               "kws_recognizer_t": "smoother (result ring)",
+               "kws_feature_window_t": "float feature window (the runner keeps an int8 one)"}
+
+
+def arm_state_sizes(out_dir: Path | None = None) -> dict[str, int]:
+    """sizeof of the firmware's state structs as arm-none-eabi-gcc lays them out for Cortex-M4
+    (read from the symbol sizes of one object of each), so the RAM a board needs is measured,
+    not typed."""
+    out_dir = Path(out_dir or default_build_dir())
+    out_dir.mkdir(parents=True, exist_ok=True)
+    src, obj = out_dir / "kws_state_sizes.c", out_dir / "kws_state_sizes.o"
+    src.write_text('#include "kws_frontend.h"\n#include "recognize_commands.h"\n'
+                   + "".join(f"{t} size_of_{t};\n" for t in STATE_PARTS))
+    _checked(["arm-none-eabi-gcc", *ARM_FLAGS, "-O2", "-fno-common", f"-I{COMMON_DIR}", "-c",
+              str(src), "-o", str(obj)], "Cortex-M4 build of the state sizes")
+    nm = _checked(["arm-none-eabi-nm", "-S", str(obj)], "arm-none-eabi-nm")
+    sizes = {}
+    for line in nm.stdout.splitlines():
+        parts = line.split()
+        if len(parts) == 4 and parts[3].startswith("size_of_"):
+            sizes[parts[3][len("size_of_"):]] = int(parts[1], 16)
+    return sizes
+
+
 def write_samples_header(path: Path, samples: np.ndarray, name: str = "kws_test_samples") -> Path:
     """C header with int16 audio (generated into a build dir at test time, never committed)."""
     x = np.asarray(samples, np.int16)
@@ -358,8 +383,11 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         with tempfile.TemporaryDirectory() as tmp:
             s = arm_object_sizes(Path(tmp))
+            state = arm_state_sizes(Path(tmp))
         print(f"kws_frontend.c, Cortex-M4F -O2: .text {s['text']} B (of which .rodata tables "
               f"{s['rodata']} B), .data {s['data']} B, .bss {s['bss']} B")
+        print("state on Cortex-M4: " + ", ".join(
+            f"{what} {state[name]:,} B" for name, what in STATE_PARTS.items()))
         return 0
     if args.check:
         if HEADER_PATH.read_text() != generate_header():

@@ -69,36 +69,55 @@ static void complex_fft(float *buf)
     }
 }
 
-/* |rfft(x)| for k = 0..N/2 from the N/2-point complex FFT held in st->work. */
+/* |rfft(x)| at bin k from Z[k] = (zr, zi) and Z[N/2-k] = (cr, -ci) of the N/2-point FFT. */
+static float split_bin(unsigned k, float zr, float zi, float cr, float ci)
+{
+    float er = 0.5f * (zr + cr), ei = 0.5f * (zi + ci);
+    /* O = -i (Z - C) / 2 */
+    float or_ = 0.5f * (zi - ci), oi = -0.5f * (zr - cr);
+    float wr = kws_fe_twiddle_cos[k], wi = -kws_fe_twiddle_sin[k];
+    float xr = er + wr * or_ - wi * oi;
+    float xi = ei + wr * oi + wi * or_;
+    return sqrtf(xr * xr + xi * xi);
+}
+
+/*
+ * |rfft(x)| for k = 0..N/2 from the N/2-point complex FFT held in st->work, in place: bins k
+ * and N/2-k need exactly Z[k] and Z[N/2-k], so each pair is computed, then written over the
+ * real parts it consumed (|X[k]| at work[2k], |X[N/2]| at work[1]; see MAG). No second
+ * buffer: the magnitudes cost no state. Same operations in the same order as before, so the
+ * values are bit-identical.
+ */
+#define MAG(st, k) ((k) == HALF_FFT ? (st)->work[1] : (st)->work[2 * (k)])
+
 static void real_split_magnitude(kws_frontend_t *st)
 {
-    const float *z = st->work;
-    st->mag[0] = fabsf(z[0] + z[1]);
-    st->mag[HALF_FFT] = fabsf(z[0] - z[1]);
-    for (unsigned k = 1; k < HALF_FFT; k++) {
+    float *z = st->work;
+    const float dc = fabsf(z[0] + z[1]);
+    const float nyquist = fabsf(z[0] - z[1]);
+    for (unsigned k = 1; k <= HALF_FFT / 2; k++) {
         unsigned c = HALF_FFT - k;
         float zr = z[2 * k], zi = z[2 * k + 1];
         float cr = z[2 * c], ci = -z[2 * c + 1]; /* conj Z[N/2-k] */
-        float er = 0.5f * (zr + cr), ei = 0.5f * (zi + ci);
-        /* O = -i (Z - C) / 2 */
-        float or_ = 0.5f * (zi - ci), oi = -0.5f * (zr - cr);
-        float wr = kws_fe_twiddle_cos[k], wi = -kws_fe_twiddle_sin[k];
-        float xr = er + wr * or_ - wi * oi;
-        float xi = ei + wr * oi + wi * or_;
-        st->mag[k] = sqrtf(xr * xr + xi * xi);
+        float mk = split_bin(k, zr, zi, cr, ci);
+        float mc = c != k ? split_bin(c, cr, -ci, zr, -zi) : mk;
+        z[2 * k] = mk;
+        z[2 * c] = mc;
     }
+    z[0] = dc;
+    z[1] = nyquist;
 }
 
-/* Mel, log and DCT of st->mag into out[KWS_FE_NUM_MFCC]. */
+/* Mel, log and DCT of the magnitudes in st->work (see MAG) into out[KWS_FE_NUM_MFCC]. */
 static void mel_log_dct(const kws_frontend_t *st, float *out)
 {
     float logmel[KWS_FE_NUM_MEL_BINS];
     for (int m = 0; m < KWS_FE_NUM_MEL_BINS; m++) {
         const float *w = &kws_fe_mel_weights[kws_fe_mel_offset[m]];
-        const float *s = &st->mag[kws_fe_mel_start[m]];
+        const unsigned start = kws_fe_mel_start[m];
         float acc = 0.0f;
         for (int i = 0; i < (int)kws_fe_mel_count[m]; i++) {
-            acc += s[i] * w[i];
+            acc += MAG(st, start + (unsigned)i) * w[i];
         }
         /* mel >= 0, so the offset keeps the log finite even for digital silence */
         logmel[m] = logf(acc + KWS_FE_LOG_OFFSET);

@@ -31,8 +31,8 @@ typedef struct {
     int16_t ring[KWS_FE_FRAME_LENGTH]; /* last FRAME_LENGTH input samples, oldest at `pos` */
     int pos;                           /* next write index into ring */
     int needed;                        /* samples still needed before the next frame */
-    float work[KWS_FE_FFT_LENGTH];     /* FFT_LENGTH/2 complex values, interleaved re/im */
-    float mag[KWS_FE_NUM_BINS];        /* |rfft| of the current frame */
+    float work[KWS_FE_FFT_LENGTH];     /* FFT_LENGTH/2 complex values, interleaved re/im;
+                                        * then |rfft| of the frame, in place */
 } kws_frontend_t;
 
 /* A sliding window of the last KWS_FE_NUM_FRAMES feature frames (oldest first), model input. */

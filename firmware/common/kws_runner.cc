@@ -134,11 +134,24 @@ int NextFrame(kws_frontend_t* fe, const int16_t* samples, int n, int* consumed, 
     return kws_frontend_push(fe, samples, take, frame, 1);
 }
 
+/* Quantize a frame (as the model's input tensor) and append it to the int8 window: each value
+ * is quantized once, as it arrives, exactly as quantizing the whole float window would. */
+void PushFrame(kws_runner_t* r, const float* frame)
+{
+    if (r->window_frames == KWS_FE_NUM_FRAMES) {
+        memmove(r->window, r->window + KWS_FE_NUM_MFCC,
+                (KWS_FE_NUM_FRAMES - 1) * KWS_FE_NUM_MFCC);
+        r->window_frames--;
+    }
+    kws_frontend_quantize(frame, KWS_FE_NUM_MFCC, r->input_scale, r->input_zero_point,
+                          r->window + r->window_frames * KWS_FE_NUM_MFCC);
+    r->window_frames++;
+}
+
 int RunInference(kws_runner_t* r, int32_t time_ms, int32_t frame_index,
                  kws_runner_callback_t callback, void* user)
 {
-    kws_frontend_quantize(r->window.data, TINYSPEECH_INPUT_SIZE, r->input_scale,
-                          r->input_zero_point, r->input->data.int8);
+    memcpy(r->input->data.int8, r->window, TINYSPEECH_INPUT_SIZE);
     if (r->interpreter->Invoke() != kTfLiteOk) {
         return KWS_RUNNER_ERR_INVOKE;
     }
@@ -245,7 +258,8 @@ void kws_runner_reset(kws_runner_t* runner)
         return;
     }
     kws_frontend_init(&runner->frontend);
-    kws_window_init(&runner->window);
+    memset(runner->window, 0, sizeof(runner->window));
+    runner->window_frames = 0;
     kws_recognizer_reset(&runner->recognizer);
     runner->frames = 0;
     runner->until_invoke = 0;
@@ -273,9 +287,9 @@ int kws_runner_push_audio(kws_runner_t* runner, const int16_t* samples, int n, i
         if (got == 0) {
             continue; /* chunk ended mid-frame */
         }
-        kws_window_push(&runner->window, frame);
+        PushFrame(runner, frame);
         const int32_t frame_index = runner->frames++;
-        if (!kws_window_ready(&runner->window)) {
+        if (runner->window_frames < KWS_FE_NUM_FRAMES) {
             continue;
         }
         if (runner->until_invoke > 0) {

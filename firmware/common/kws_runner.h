@@ -106,16 +106,19 @@ typedef void (*kws_runner_callback_t)(const kws_runner_event_t* event, void* use
 /*
  * All state. Treat as opaque; it has no constructor (the TFLM objects are built in place by
  * kws_runner_init), so a static kws_runner_t needs no C++ start-up code. Its size is that of
- * its parts (the front-end's ring and FFT buffers, the float feature window, the smoother's
+ * its parts (the front-end's ring and FFT buffer, the int8 feature window, the smoother's
  * ring, TFLM's interpreter and op resolver objects), besides the caller's tensor arena; take
- * sizeof(kws_runner_t) on your target rather than a figure typed here.
+ * sizeof(kws_runner_t) on your target rather than a figure typed here. The feature window is
+ * kept as int8 (each frame quantized as it arrives), a quarter of a float window.
  */
 typedef struct {
     uint32_t magic; /* set by a successful init */
     uint32_t built; /* set while the TFLM objects below exist (destroyed by re-init) */
     kws_runner_config_t config;
     kws_frontend_t frontend;
-    kws_feature_window_t window;
+    int8_t window[TINYSPEECH_INPUT_SIZE]; /* last KWS_FE_NUM_FRAMES frames, quantized, oldest
+                                           * first: the next model input */
+    int32_t window_frames;                /* frames in it, saturating at KWS_FE_NUM_FRAMES */
     kws_recognizer_t recognizer;
     int32_t frames;       /* frames since reset */
     int32_t until_invoke; /* new frames to skip before the next inference */
