@@ -56,6 +56,28 @@ def host(tmp_path_factory) -> C.HostFrontend:
     return C.HostFrontend(lib)
 
 
+def test_streaming_with_frames_three_deep_matches_python(tmp_path) -> None:
+    """Honk's front-end (30 ms frames every 10 ms) keeps two frames' worth of overlap: streamed
+    in uneven chunks, the C front-end gives its own whole-clip frames exactly and Python's
+    within float rounding."""
+    require_tools("gcc")
+    from tinyspeech_tf.features import features_from_samples, frontend_named
+
+    honk = frontend_named("honk_40x98")
+    lib, warnings = C.build_host_library(tmp_path, config=honk)
+    assert warnings.strip() == ""
+    fe = C.HostFrontend(lib, honk)
+    rng = np.random.default_rng(5)
+    t = np.arange(honk.clip_samples) / honk.sample_rate
+    pcm = to_int16(0.3 * np.sin(2 * np.pi * 440 * t * (1 + t)) + 0.01 * rng.standard_normal(len(t)))
+    whole = fe.clip(pcm)
+    for chunk in (1, 37, 160, 333):
+        streamed, _ = fe.stream(pcm, chunk)
+        np.testing.assert_array_equal(streamed, whole)
+    python = features_from_samples(pcm.astype(np.float32) / 32768.0, honk)
+    np.testing.assert_allclose(whole, python, atol=2e-3, rtol=1e-3)
+
+
 @pytest.fixture(scope="session")
 def clips() -> tuple[np.ndarray, np.ndarray, int]:
     """(float clips of val + micro_speech test clips, val labels, number of val clips)."""

@@ -167,13 +167,22 @@ def _checked(cmd: list[str], what: str, **kwargs) -> subprocess.CompletedProcess
     return proc
 
 
-def build_host_library(out_dir: Path | None = None, cc: str = "gcc") -> tuple[Path, str]:
-    """Compile the front-end as a shared library; returns (path, compiler warnings text)."""
+def build_host_library(out_dir: Path | None = None, cc: str = "gcc",
+                       config: FrontendConfig | None = None) -> tuple[Path, str]:
+    """Compile the front-end as a shared library; returns (path, compiler warnings text).
+    With ``config``, against tables generated for it (sources copied beside them in out_dir,
+    since the C file includes its tables from its own folder) instead of the committed ones."""
     out_dir = Path(out_dir or default_build_dir())
     out_dir.mkdir(parents=True, exist_ok=True)
     lib = out_dir / "libkws_frontend.so"
-    cmd = [cc, "-O2", "-shared", "-fPIC", *C_WARNINGS, f"-I{COMMON_DIR}",
-           *map(str, SOURCES), "-o", str(lib), "-lm"]
+    sources, include = list(SOURCES), COMMON_DIR
+    if config is not None:
+        for name in ("kws_frontend.c", "kws_frontend.h"):
+            shutil.copyfile(COMMON_DIR / name, out_dir / name)
+        (out_dir / HEADER_PATH.name).write_text(generate_header(config))
+        sources, include = [out_dir / "kws_frontend.c"], out_dir
+    cmd = [cc, "-O2", "-shared", "-fPIC", *C_WARNINGS, f"-I{include}",
+           *map(str, sources), "-o", str(lib), "-lm"]
     proc = _checked(cmd, "host build of the C front-end")
     return lib, proc.stderr
 
@@ -293,7 +302,7 @@ def arm_object_sizes(out_dir: Path | None = None) -> dict[str, int]:
             "rodata": rodata, "warnings": proc.stderr}  # type: ignore[dict-item]
 
 
-STATE_PARTS = {"kws_frontend_t": "front-end (ring + FFT buffer)",
+STATE_PARTS = {"kws_frontend_t": "front-end (FFT buffer + frame overlap)",
                "kws_recognizer_t": "smoother (result ring)",
                "kws_feature_window_t": "float feature window (the runner keeps an int8 one)"}
 

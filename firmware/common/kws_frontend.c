@@ -24,7 +24,7 @@
 void kws_frontend_init(kws_frontend_t *st)
 {
     memset(st, 0, sizeof(*st));
-    st->pos = 0;
+    st->fill = 0;
     st->needed = KWS_FE_FRAME_LENGTH;
 }
 
@@ -153,19 +153,18 @@ void kws_frontend_frame(kws_frontend_t *st, const int16_t *frame, float *out)
     finish_frame(st, out);
 }
 
-static void frame_from_ring(kws_frontend_t *st, float *out)
+/* The next frame starts with the samples the last one held from FRAME_STEP on (kept as int16
+ * in st->overlap); they are windowed at their new positions, the rest arrives by push. */
+static void start_next_frame(kws_frontend_t *st)
 {
-    int p = st->pos; /* oldest sample */
-    for (int i = 0; i < KWS_FE_FRAME_LENGTH; i++) {
-        st->work[i] = ((float)st->ring[p] * kInt16Scale) * kws_fe_window[i];
-        if (++p == KWS_FE_FRAME_LENGTH) {
-            p = 0;
-        }
+    for (int i = 0; i < KWS_FE_OVERLAP; i++) {
+        st->work[i] = ((float)st->overlap[i] * kInt16Scale) * kws_fe_window[i];
     }
-    for (int i = KWS_FE_FRAME_LENGTH; i < KWS_FE_FFT_LENGTH; i++) {
-        st->work[i] = 0.0f;
+    if (KWS_FE_OVERLAP > KWS_FE_FRAME_STEP) { /* frames three or more deep (short steps) */
+        memmove(st->overlap, st->overlap + KWS_FE_FRAME_STEP,
+                sizeof(int16_t) * (size_t)(KWS_FE_OVERLAP - KWS_FE_FRAME_STEP));
     }
-    finish_frame(st, out);
+    st->fill = KWS_FE_OVERLAP;
 }
 
 int kws_frontend_push(kws_frontend_t *st, const int16_t *samples, int n, float *out,
@@ -173,16 +172,22 @@ int kws_frontend_push(kws_frontend_t *st, const int16_t *samples, int n, float *
 {
     int frames = 0;
     for (int i = 0; i < n; i++) {
-        st->ring[st->pos] = samples[i];
-        if (++st->pos == KWS_FE_FRAME_LENGTH) {
-            st->pos = 0;
+        /* windowed as it arrives: the same product, at the same position, as a whole frame */
+        const int p = st->fill++;
+        st->work[p] = ((float)samples[i] * kInt16Scale) * kws_fe_window[p];
+        if (p >= KWS_FE_FRAME_STEP) {
+            st->overlap[p - KWS_FE_FRAME_STEP] = samples[i];
         }
         if (--st->needed == 0) {
             st->needed = KWS_FE_FRAME_STEP;
             if (frames < max_frames) {
-                frame_from_ring(st, out + frames * KWS_FE_NUM_MFCC);
+                for (int k = KWS_FE_FRAME_LENGTH; k < KWS_FE_FFT_LENGTH; k++) {
+                    st->work[k] = 0.0f;
+                }
+                finish_frame(st, out + frames * KWS_FE_NUM_MFCC);
                 frames++;
             }
+            start_next_frame(st);
         }
     }
     return frames;

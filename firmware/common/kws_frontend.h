@@ -27,12 +27,20 @@ extern "C" {
 #endif
 
 /* Streaming state: the last FRAME_LENGTH samples (ring buffer) and FFT work space. */
+/* Samples two consecutive frames share: the next frame's start, kept between pushes. */
+#define KWS_FE_OVERLAP (KWS_FE_FRAME_LENGTH - KWS_FE_FRAME_STEP)
+#if KWS_FE_OVERLAP < 1
+#error "the streaming front-end needs overlapping frames (FRAME_STEP < FRAME_LENGTH)"
+#endif
+
 typedef struct {
-    int16_t ring[KWS_FE_FRAME_LENGTH]; /* last FRAME_LENGTH input samples, oldest at `pos` */
-    int pos;                           /* next write index into ring */
-    int needed;                        /* samples still needed before the next frame */
-    float work[KWS_FE_FFT_LENGTH];     /* FFT_LENGTH/2 complex values, interleaved re/im;
-                                        * then |rfft| of the frame, in place */
+    float work[KWS_FE_FFT_LENGTH];   /* the current frame, windowed as its samples arrive
+                                      * (positions 0..fill-1); at its end its FFT, then
+                                      * |rfft|, in place */
+    int16_t overlap[KWS_FE_OVERLAP]; /* its samples from FRAME_STEP on: the next frame's
+                                      * start (no ring of a whole frame is kept) */
+    int fill;                        /* samples of the current frame in work */
+    int needed;                      /* samples still needed before the next frame */
 } kws_frontend_t;
 
 /* A sliding window of the last KWS_FE_NUM_FRAMES feature frames (oldest first), model input. */
@@ -52,7 +60,8 @@ void kws_frontend_init(kws_frontend_t *st);
 int kws_frontend_push(kws_frontend_t *st, const int16_t *samples, int n, float *out,
                       int max_frames);
 
-/* One frame from FRAME_LENGTH contiguous samples (stateless apart from the work buffer). */
+/* One frame from FRAME_LENGTH contiguous samples. Uses st's work buffer, so a stream being
+ * pushed into st is lost: call kws_frontend_init before pushing again. */
 void kws_frontend_frame(kws_frontend_t *st, const int16_t *frame, float *out);
 
 /*
