@@ -146,6 +146,25 @@ def test_zephyr_app_compiles(export_dir, tmp_path, cpu, defines) -> None:
                           arm_flags=flags)
 
 
+def test_runner_functions_keep_small_stack_frames(export_dir, tmp_path) -> None:
+    """kws_runner_init once held a whole smoother (2.5 KB) on the stack to validate its config;
+    the Cortex-M4 frames of the runner's own functions (gcc -fstack-usage; TFLM's callees come
+    on top) stay small now."""
+    require_tools("arm-none-eabi-g++")
+    includes = [TFLM_MOCK, COMMON_DIR, export_dir]
+    obj = tmp_path / "kws_runner.o"
+    FB.compile_source(COMMON_DIR / "kws_runner.cc", includes, obj, "qemu",
+                      extra=["-fstack-usage"])
+    frames = {}
+    for line in obj.with_suffix(".su").read_text().splitlines():
+        where, size, _kind = line.rsplit("\t", 2)
+        frames[where.rsplit(":", 1)[-1]] = int(size)
+    init = next(v for k, v in frames.items() if "kws_runner_init" in k)
+    push = next(v for k, v in frames.items() if "kws_runner_push_audio" in k)
+    print(f"\nCortex-M4 stack frames: kws_runner_init {init} B, kws_runner_push_audio {push} B")
+    assert init <= 256 and push <= 256, frames
+
+
 def test_zephyr_app_is_wired_consistently() -> None:
     yaml = pytest.importorskip("yaml")
     cmake = (ZEPHYR_APP / "CMakeLists.txt").read_text()
