@@ -91,12 +91,16 @@ def _compile_commands(target: str, arm_flags: Sequence[str] = ARM_FLAGS
 
 def compile_source(src: Path, include_dirs: Sequence[Path], obj: Path, target: str = "host",
                    defines: Sequence[str] = (), extra: Sequence[str] = (),
-                   arm_flags: Sequence[str] = ARM_FLAGS) -> Path:
+                   arm_flags: Sequence[str] = ARM_FLAGS,
+                   system_dirs: Sequence[Path] = ()) -> Path:
     """Compile one C (``.c``) or C++ (any other suffix, e.g. ``.ino`` with ``-x c++`` in
-    ``extra``) source warning-free; RuntimeError with the compiler output otherwise."""
+    ``extra``) source warning-free; RuntimeError with the compiler output otherwise.
+    ``system_dirs`` (TFLM, a board's SDK) go in with -isystem, as a -Werror build against the
+    real TFLM needs: its headers have unused parameters that -Wextra would turn into errors."""
     cc, cxx = _compile_commands(target, arm_flags)
     compiler = cc if Path(src).suffix == ".c" else cxx
-    flags = [f"-I{d}" for d in include_dirs] + [f"-D{d}" for d in defines]
+    flags = ([f"-I{d}" for d in include_dirs] + [f"-isystem{d}" for d in system_dirs]
+             + [f"-D{d}" for d in defines])
     _checked([*compiler, *flags, *extra, "-c", str(src), "-o", str(obj)],
              f"{target} compile of {Path(src).name}")
     return Path(obj)
