@@ -69,10 +69,7 @@ def write_bundle(run_dir: str | os.PathLike, into: str | os.PathLike) -> Path:
             from tinyspeech_tf.runs import write_golden
 
             samples, path, label = dataset_golden_clip(run)
-            data = str((run.config or {}).get("data", ""))
-            write_golden(staging, samples, label,
-                         os.path.relpath(path, data).replace(os.sep, "/") if data else
-                         os.path.basename(path))
+            write_golden(staging, samples, label, path, (run.config or {}).get("data"))
         card = (Path(run_dir) / "MODEL_CARD.md").read_text(encoding="utf-8")
         (staging / "MODEL_CARD.md").write_text(card.rstrip() + "\n" + ATTRIBUTION,
                                                encoding="utf-8")

@@ -106,10 +106,10 @@ def evaluate(model_path: str | os.PathLike, data: str, split: str = "validation"
     model = read_run(path, labels, allow_file=True)
     names = model.labels
     model.io  # noqa: B018 - checks I/O against labels and front-end, one line if they differ
-    from tinyspeech_tf.data.sources import _canonical_split, load_12class
+    from tinyspeech_tf.data.sources import canonical_split, load_12class
 
     folder = Path(data)
-    wanted = _canonical_split(split)
+    wanted = canonical_split(split)
     if folder.is_dir() and any((folder / label).is_dir() for label in data_mod.LABELS):
         # A flat <label>/*.wav folder is the set to score, whatever its name.
         source = load_12class(folder, splits=(wanted,), single_split=wanted)

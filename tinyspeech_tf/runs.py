@@ -273,11 +273,20 @@ class GoldenClip:
     clip: str  # where it came from (a dataset path), for the record
 
 
-def write_golden(run_dir: str | os.PathLike, samples, label: str, clip: str) -> None:
+def write_golden(run_dir: str | os.PathLike, samples, label: str, clip: str,
+                 data: str | None = None) -> None:
     """Store the self-test clip in the run (each file atomic; golden.json, written last, is
-    what makes the pair count), so export never needs the training data again."""
+    what makes the pair count), so export never needs the training data again. ``clip`` is
+    recorded relative to its dataset ``data`` when given (no path of this machine goes into
+    a run), else by name only if it lies elsewhere."""
     from tinyspeech_tf.audio import write_wav
 
+    if data is not None:
+        try:
+            inside = os.path.relpath(clip, data)
+        except ValueError:  # another drive
+            inside = ".."
+        clip = (os.path.basename(clip) if inside.startswith("..") else inside).replace(os.sep, "/")
     run_dir = Path(run_dir)
     (run_dir / GOLDEN_JSON).unlink(missing_ok=True)
     write_wav(run_dir / GOLDEN_WAV, samples)

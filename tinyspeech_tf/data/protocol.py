@@ -110,3 +110,19 @@ def read_labels(path: str | os.PathLike) -> tuple[str, ...]:
     if dupes:
         raise UserError(f"{path}: duplicate labels {', '.join(dupes)}; each label once per line")
     return labels
+
+
+def golden_index(labels, label_names: tuple[str, ...], paths: list[str]) -> int | None:
+    """The clip a board's self-test replays: the first, by path, of the first keyword.
+
+    A keyword (neither silence nor unknown) makes the self-test exercise a word, not noise;
+    sorting by path makes the choice reproducible. None when no keyword clip is there.
+    """
+    import numpy as np
+
+    labels = np.asarray(labels)
+    target = next((i for i, name in enumerate(label_names)
+                   if name not in (SILENCE, UNKNOWN) and np.any(labels == i)), None)
+    if target is None:
+        return None
+    return int(min(np.flatnonzero(labels == target), key=lambda i: paths[i]))

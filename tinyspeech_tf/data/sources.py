@@ -84,19 +84,6 @@ class Split:
         hist = np.bincount(self.labels, minlength=len(self.label_names))
         return {name: int(hist[i]) for i, name in enumerate(self.label_names)}
 
-    def golden_index(self) -> int | None:
-        """The clip a board's self-test replays: the first, by path, of the first keyword.
-
-        A keyword (neither silence nor unknown) makes the self-test exercise a word, not noise;
-        sorting by path makes the choice reproducible. None when no keyword clip is here.
-        """
-        target = next((i for i, name in enumerate(self.label_names)
-                       if name not in (SILENCE, UNKNOWN) and np.any(self.labels == i)), None)
-        if target is None:
-            return None
-        candidates = np.flatnonzero(self.labels == target)
-        return int(min(candidates, key=lambda i: self.paths[i]))
-
 
 @dataclass
 class Source:
@@ -111,7 +98,7 @@ class Source:
 
     def split(self, name: str) -> Split:
         """The named split ('train', 'validation'/'val', 'test'); UserError if absent or empty."""
-        name = _canonical_split(name)
+        name = canonical_split(name)
         split = self.splits.get(name)
         if split is None:
             have = ", ".join(self.splits) or "none"
@@ -121,7 +108,7 @@ class Source:
         return split
 
 
-def _canonical_split(name: str) -> str:
+def canonical_split(name: str) -> str:
     for canon, aliases in SPLIT_DIRS.items():
         if name == canon or name in aliases:
             return canon
@@ -331,7 +318,7 @@ def load_archive(root: str | os.PathLike, *, splits: tuple[str, ...] = SPLITS, s
         raise UserError(f"{root}: no .wav clips in any word folder; the dataset is empty")
     out = {}
     for split in splits:
-        split = _canonical_split(split)
+        split = canonical_split(split)
         rng = _split_seed(seed, split)
         items = by_split[split]
         labels = np.array([lab for _, lab in items], dtype=np.int32)
@@ -398,14 +385,14 @@ def load_12class(root: str | os.PathLike, *, splits: tuple[str, ...] = SPLITS, s
     if subdirs & set(LABELS):
         name = single_split or next(
             (s for s, aliases in SPLIT_DIRS.items() if root.name in aliases), "train")
-        split_folders[_canonical_split(name)] = root
+        split_folders[canonical_split(name)] = root
     else:
         for split, aliases in SPLIT_DIRS.items():
             for alias in aliases:
                 if (root / alias).is_dir():
                     split_folders[split] = root / alias
                     break
-    wanted = [_canonical_split(s) for s in splits]
+    wanted = [canonical_split(s) for s in splits]
     out = {}
     for split, folder in split_folders.items():
         if split not in wanted:
@@ -433,7 +420,7 @@ def load_tfds(data_dir: str | None = None, *, splits: tuple[str, ...] = SPLITS, 
 
     out = {}
     for split in splits:
-        split = _canonical_split(split)
+        split = canonical_split(split)
         try:
             result = tfds.load(TFDS_NAME, split=split, data_dir=data_dir, with_info=True,
                                download=download)

@@ -102,7 +102,7 @@ def _dataset_path(run: Run) -> str:
 
 def dataset_golden_clip(run: Run) -> tuple[np.ndarray, str, str]:
     """(samples, clip path, label) of the golden clip in the run's dataset, for runs made
-    before training stored it (see :meth:`~tinyspeech_tf.data.Split.golden_index`)."""
+    before training stored it (see :func:`~tinyspeech_tf.data.protocol.golden_index`)."""
     from tinyspeech_tf import data as data_mod
 
     source = _dataset_path(run)
@@ -113,7 +113,9 @@ def dataset_golden_clip(run: Run) -> tuple[np.ndarray, str, str]:
     except (UserError, OSError, ImportError) as err:
         raise UserError(f"cannot read the validation split of {source!r} ({err}); pass "
                         "--golden-wav WAV instead") from None
-    best = split.golden_index()
+    from tinyspeech_tf.data.protocol import golden_index
+
+    best = golden_index(split.labels, split.label_names, split.paths)
     if best is None or split.label_names[split.labels[best]] not in run.labels:
         raise UserError(f"{source}: no validation clip of a keyword of the model; pass "
                         "--golden-wav WAV")

@@ -117,18 +117,13 @@ def _qat_model(model, config: TrainConfig, steps_per_epoch: int, per_channel: bo
 def _store_golden(out: Path, val_split, data: str) -> None:
     """Fix the run's self-test clip now, while its data is here: export replays it on any
     machine (a user's clone has no dataset), and every export of the run tests the same clip."""
-    index = val_split.golden_index()
-    if index is None:
-        return
-    path = val_split.paths[index]
-    try:  # the clip's path within its dataset: no path of this machine goes into the run
-        where = os.path.relpath(path, data)
-    except ValueError:
-        where = ".."
-    if where.startswith(".."):
-        where = os.path.basename(path)
-    write_golden(out, val_split.waveforms[index], val_split.label_names[val_split.labels[index]],
-                 where.replace(os.sep, "/"))
+    from tinyspeech_tf.data.protocol import golden_index
+
+    index = golden_index(val_split.labels, val_split.label_names, val_split.paths)
+    if index is not None:
+        write_golden(out, val_split.waveforms[index],
+                     val_split.label_names[val_split.labels[index]], val_split.paths[index],
+                     data)
 
 
 class Interrupted(Exception):
