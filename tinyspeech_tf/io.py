@@ -14,15 +14,7 @@ from pathlib import Path
 def write_atomic(path: str | os.PathLike, data: bytes | str) -> None:
     """Write ``data`` (text is UTF-8 encoded) to ``path`` via a temp file and a rename;
     parent folders are created, and the temp file is removed if anything fails."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    try:
-        tmp.write_bytes(data.encode("utf-8") if isinstance(data, str) else data)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+    replace_files({path: data})
 
 
 def replace_files(files: dict[str | os.PathLike, bytes | str]) -> None:

@@ -46,12 +46,20 @@ class Run:
     config: dict | None  # config.json, None when absent (a bare model)
     metrics: dict | None  # metrics.json, None when absent
     detector: DetectorSettings | None = None  # detector.json (stream-tune), None when absent
-    golden: GoldenClip | None = None  # golden.wav + golden.json, None when absent
     _io: dict | None = field(default=None, repr=False)
+    _golden: GoldenClip | None | bool = field(default=False, repr=False)  # False: not read yet
 
     @property
     def is_dir(self) -> bool:
         return self.path.is_dir()
+
+    @property
+    def golden(self) -> GoldenClip | None:
+        """golden.wav + golden.json of a run directory, None when absent; read on first use
+        (only export and bundling need it, not every command that reads a run)."""
+        if self._golden is False:
+            self._golden = read_golden(self.path, self.labels) if self.is_dir else None
+        return self._golden
 
     @property
     def io(self) -> dict:
@@ -120,8 +128,7 @@ def read_run(path: str | os.PathLike, labels: str | list | tuple | None = None, 
     config = read_json_object(beside / CONFIG) if path.is_dir() else None
     metrics = read_json_object(beside / METRICS) if path.is_dir() else None
     detector = read_settings(beside) if path.is_dir() else None
-    golden = read_golden(beside, names) if path.is_dir() else None
-    return Run(path, tflite_path, tflite, names, frontend, config, metrics, detector, golden)
+    return Run(path, tflite_path, tflite, names, frontend, config, metrics, detector)
 
 
 def frontend_beside(path: Path):
