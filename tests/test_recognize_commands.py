@@ -2,7 +2,8 @@
 
 The C is built with host gcc into a shared library (ctypes) and must agree bit for bit with the
 Python twin, and both with the answers worked out by hand below and with a brute-force
-reference that recomputes every window from scratch. The same C must build warning-free for
+reference that recomputes every window from scratch, at the default capacity and at small
+rings that overflow (the oldest results are dropped in both). The same C must build warning-free for
 Cortex-M4F with no .data/.bss (all state in the caller's struct).
 
 Skips when gcc / arm-none-eabi-gcc is missing, except in CI (CI=true): fails there.
@@ -53,28 +54,39 @@ def lib(tmp_path_factory) -> ctypes.CDLL:
     c = ctypes.CDLL(str(out))
     c.kws_recognizer_default_config.argtypes = [ctypes.POINTER(CConfig)]
     c.kws_recognizer_default_config.restype = None
-    c.kws_recognizer_init.argtypes = [ctypes.c_void_p, ctypes.POINTER(CConfig), ctypes.c_int]
+    c.kws_recognizer_init.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int,
+                                      ctypes.c_int, ctypes.POINTER(CConfig), ctypes.c_int]
     c.kws_recognizer_init.restype = ctypes.c_int
+    c.kws_recognizer_check.argtypes = [ctypes.POINTER(CConfig), ctypes.c_int, ctypes.c_int,
+                                       ctypes.c_int]
+    c.kws_recognizer_check.restype = ctypes.c_int
     c.kws_recognizer_reset.argtypes = [ctypes.c_void_p]
     c.kws_recognizer_reset.restype = None
     c.kws_recognizer_process.argtypes = [ctypes.c_void_p, ctypes.POINTER(ctypes.c_int8),
                                          ctypes.c_int32, ctypes.POINTER(CResult)]
     c.kws_recognizer_process.restype = ctypes.c_int
-    c.kws_recognizer_state_size.argtypes = []
+    c.kws_recognizer_state_size.argtypes = [ctypes.c_int, ctypes.c_int]
     c.kws_recognizer_state_size.restype = ctypes.c_size_t
     return c
+
+
+def c_state(lib: ctypes.CDLL, max_classes: int, max_results: int) -> tuple[ctypes.Array, int]:
+    """Zeroed, 8-byte aligned memory for a KWS_RECOGNIZER_STATE and its size in bytes."""
+    size = lib.kws_recognizer_state_size(max_classes, max_results)
+    assert size > 0
+    return (ctypes.c_int64 * (size // 8 + 1))(), size
 
 
 class CSmoother:
     """ctypes twin of RecognizeCommands over the host-built C."""
 
-    def __init__(self, lib: ctypes.CDLL, num_classes: int, config: SmootherConfig) -> None:
+    def __init__(self, lib: ctypes.CDLL, num_classes: int, config: SmootherConfig,
+                 max_classes: int = S.MAX_CLASSES, max_results: int = S.MAX_RESULTS) -> None:
         self.lib = lib
         self.num_classes = num_classes
-        size = lib.kws_recognizer_state_size()
-        self.state = (ctypes.c_int64 * (size // 8 + 1))()  # 8-byte aligned
-        self.rc = lib.kws_recognizer_init(self.state, CConfig(**dataclasses.asdict(config)),
-                                          num_classes)
+        self.state, size = c_state(lib, max_classes, max_results)
+        self.rc = lib.kws_recognizer_init(self.state, size, max_classes, max_results,
+                                          CConfig(**dataclasses.asdict(config)), num_classes)
 
     def process(self, scores: np.ndarray, time_ms: int) -> tuple[int, Result | None]:
         s = np.ascontiguousarray(scores, np.int8)
@@ -88,12 +100,15 @@ class CSmoother:
         return rc, Result(out.found_command, out.score, bool(out.is_new_command), out.time_ms)
 
 
-def both(lib: ctypes.CDLL, scores, times, config: SmootherConfig) -> list[Result]:
-    """Run C and Python on the same stream; they must agree on every step."""
+def both(lib: ctypes.CDLL, scores, times, config: SmootherConfig,
+         max_results: int = S.MAX_RESULTS) -> list[Result]:
+    """Run C and Python on the same stream in a ring of ``max_results``; they must agree on
+    every step."""
     scores = np.asarray(scores, np.int8)
-    c = CSmoother(lib, scores.shape[1], config)
+    nc = scores.shape[1]
+    c = CSmoother(lib, nc, config, nc, max_results)
     assert c.rc == 0
-    py = RecognizeCommands(scores.shape[1], config)
+    py = RecognizeCommands(nc, config, max_classes=nc, max_results=max_results)
     out = []
     for s, t in zip(scores, times, strict=True):
         rc, c_res = c.process(s, t)
@@ -101,7 +116,7 @@ def both(lib: ctypes.CDLL, scores, times, config: SmootherConfig) -> list[Result
         py_res = py.process(s, t)
         assert c_res == py_res, (t, c_res, py_res)
         out.append(py_res)
-    assert out == S.run(scores, times, config)
+    assert out == S.run(scores, times, config, max_results=max_results, max_classes=nc)
     return out
 
 
@@ -132,6 +147,9 @@ def test_header_limits_and_codes_match_python(lib) -> None:
     assert define("KWS_RECOGNIZER_ERR_CONFIG") == S.ERR_CONFIG
     assert define("KWS_RECOGNIZER_ERR_TIME") == S.ERR_TIME
     assert define("KWS_RECOGNIZER_ERR_NOT_INIT") == ERR_NOT_INIT
+    assert define("KWS_RECOGNIZER_ERR_CAPACITY") == S.ERR_CAPACITY
+    assert define("KWS_RECOGNIZER_DEFAULT_WINDOW_MS") == SmootherConfig().average_window_ms
+    assert define("KWS_RECOGNIZER_DEFAULT_MIN_COUNT") == SmootherConfig().minimum_count
 
     cfg = CConfig(-7, -7, -7, -7, -7)
     lib.kws_recognizer_default_config(ctypes.byref(cfg))
@@ -139,7 +157,17 @@ def test_header_limits_and_codes_match_python(lib) -> None:
     assert got == dataclasses.asdict(SmootherConfig())
     assert got == {"average_window_ms": 1000, "detection_threshold": 200,
                    "suppression_ms": 1500, "minimum_count": 3, "silence_index": -1}
-    assert lib.kws_recognizer_state_size() >= S.MAX_RESULTS * (S.MAX_CLASSES + 4)
+
+    # the state is the counters plus sums [classes], times [results] and scores [results x
+    # classes] rounded up to 4 bytes: KWS_RECOGNIZER_STATE_BYTES, grown by exactly that
+    size = lib.kws_recognizer_state_size
+    counters = size(1, 1) - 12
+    assert counters > 0 and counters % 4 == 0
+    for classes, results in ((12, 3), (12, 11), (1, 1), (3, 5), (32, 64)):
+        ring = 4 * classes + 4 * results + (results * classes + 3) // 4 * 4
+        assert size(classes, results) == counters + ring, (classes, results)
+    for classes, results in ((0, 5), (5, 0), (-1, 5), (5, S.MAX_RING_RESULTS + 1)):
+        assert size(classes, results) == 0, (classes, results)
 
 
 # ---- hand-made sequences with known answers --------------------------------------------------
@@ -247,9 +275,26 @@ def test_ring_capacity_keeps_newest_results(lib) -> None:
     assert res[86].score == 203 and res[85].score < 200
 
 
+def test_small_ring_averages_the_most_recent_results(lib) -> None:
+    # a 500 ms window at a 100 ms stride holds 6 results; a ring of 3 keeps the newest 3
+    cfg = SmootherConfig(average_window_ms=500, minimum_count=1, suppression_ms=0,
+                         detection_threshold=255)
+    labels = [0, 0, 0, 1, 1, 1, 1]
+    res = both(lib, [onehot(k, 2) for k in labels], range(0, 700, 100), cfg, max_results=3)
+    # at 300 the ring holds 0, 0, 1: (255 + 1) // 3 = 85 for "1"; at 500 only "1" is left,
+    # where a ring of 6 would still average 0, 0, 0, 1, 1, 1 (a tie)
+    assert [(r.found_command, r.score) for r in res] == [
+        (0, 255), (0, 255), (0, 255), (0, 170), (1, 170), (1, 255), (1, 255)]
+    assert new_times(res) == [0, 100, 200, 500, 600]
+    full = both(lib, [onehot(k, 2) for k in labels], range(0, 700, 100), cfg)
+    assert (full[5].found_command, full[5].score) == (0, 128)
+
+
 # ---- random streams: C == Python == brute-force reference -----------------------------------
-def reference(scores: np.ndarray, times: list[int], cfg: SmootherConfig) -> list[Result | None]:
-    """Recompute every window from the full history (None where the input is rejected)."""
+def reference(scores: np.ndarray, times: list[int], cfg: SmootherConfig,
+              max_results: int = S.MAX_RESULTS) -> list[Result | None]:
+    """Recompute every window from the full history (None where the input is rejected), of
+    which a ring of ``max_results`` keeps the newest."""
     kept_t: list[int] = []
     kept_s: list[np.ndarray] = []
     last_cmd, last_time = -1, 0
@@ -261,7 +306,7 @@ def reference(scores: np.ndarray, times: list[int], cfg: SmootherConfig) -> list
         kept_t.append(t)
         kept_s.append(s.astype(np.int64) + 128)
         window = [v for tt, v in zip(kept_t, kept_s, strict=True)
-                  if tt >= t - cfg.average_window_ms][-S.MAX_RESULTS:]
+                  if tt >= t - cfg.average_window_ms][-max_results:]
         n = len(window)
         sums = np.sum(window, axis=0)
         avgs = [(int(x) + n // 2) // n for x in sums]
@@ -275,14 +320,22 @@ def reference(scores: np.ndarray, times: list[int], cfg: SmootherConfig) -> list
     return out
 
 
-def random_case(rng: np.random.Generator) -> tuple[np.ndarray, list[int], SmootherConfig]:
+def random_case(rng: np.random.Generator
+                ) -> tuple[np.ndarray, list[int], SmootherConfig, int, int]:
+    """(scores, times, config, max_classes, max_results): half the cases in the default
+    capacity, half in a small ring (as a runner sizes it) that the streams overflow."""
     nc = int(rng.choice([1, 2, 3, 12, 32])) if rng.random() < 0.3 else int(rng.integers(1, 33))
+    if rng.random() < 0.5:
+        max_classes, max_results = S.MAX_CLASSES, S.MAX_RESULTS
+    else:
+        max_classes, max_results = nc + int(rng.choice([0, 0, 3])), int(rng.integers(1, 12))
     length = int(rng.integers(1, 300))
     cfg = SmootherConfig(
         average_window_ms=int(rng.choice([0, int(rng.integers(1, 3000)), 1000])),
         detection_threshold=int(rng.choice([0, 255, int(rng.integers(100, 256))])),
         suppression_ms=int(rng.choice([0, int(rng.integers(1, 4000)), 1500])),
-        minimum_count=int(rng.choice([1, 3, int(rng.integers(1, S.MAX_RESULTS + 1))])),
+        minimum_count=int(rng.choice([1, min(3, max_results),
+                                      int(rng.integers(1, max_results + 1))])),
         silence_index=int(rng.integers(-1, nc)),
     )
     # bursts of one dominant class over low noise, like a keyword passing through the window
@@ -306,19 +359,20 @@ def random_case(rng: np.random.Generator) -> tuple[np.ndarray, list[int], Smooth
     for i in range(1, length):  # occasional timestamps going backwards (must be rejected)
         if rng.random() < 0.02:
             times[i] = times[i - 1] - int(rng.integers(1, 500))
-    return scores, times, cfg
+    return scores, times, cfg, max_classes, max_results
 
 
 def test_random_streams_c_python_reference_identical(lib) -> None:
     rng = np.random.default_rng(20240611)
-    detections = suppressed = rejected = capacity_bound = 0
+    detections = suppressed = rejected = 0
+    capacity_bound = {"default": 0, "small": 0}
     for case in range(200):
-        scores, times, cfg = random_case(rng)
+        scores, times, cfg, max_classes, max_results = random_case(rng)
         nc = scores.shape[1]
-        c = CSmoother(lib, nc, cfg)
+        c = CSmoother(lib, nc, cfg, max_classes, max_results)
         assert c.rc == 0, cfg
-        py = RecognizeCommands(nc, cfg)
-        expected = reference(scores, times, cfg)
+        py = RecognizeCommands(nc, cfg, max_classes=max_classes, max_results=max_results)
+        expected = reference(scores, times, cfg, max_results)
         for i, (s, t) in enumerate(zip(scores, times, strict=True)):
             rc, c_res = c.process(s, t)
             try:
@@ -326,7 +380,7 @@ def test_random_streams_c_python_reference_identical(lib) -> None:
                 py_rc = 0
             except SmootherError as err:
                 py_res, py_rc = None, err.code
-            ctx = (case, i, cfg)
+            ctx = (case, i, cfg, max_classes, max_results)
             assert rc == py_rc, ctx
             assert c_res == py_res == expected[i], (ctx, c_res, py_res, expected[i])
             if py_res is None:
@@ -337,11 +391,12 @@ def test_random_streams_c_python_reference_identical(lib) -> None:
                   and py_res.found_command != cfg.silence_index
                   and len(py._ring) >= cfg.minimum_count):
                 suppressed += 1
-            if len(py._ring) == S.MAX_RESULTS:
-                capacity_bound += 1
+            if py_res is not None and py.results == max_results:
+                capacity_bound["default" if max_results == S.MAX_RESULTS else "small"] += 1
     # the random streams must exercise every branch, or this test proves little
-    assert detections > 200 and suppressed > 200 and rejected > 10 and capacity_bound > 0, \
-        (detections, suppressed, rejected, capacity_bound)
+    assert detections > 200 and suppressed > 200 and rejected > 10, \
+        (detections, suppressed, rejected)
+    assert capacity_bound["default"] > 0 and capacity_bound["small"] > 200, capacity_bound
 
 
 # ---- errors ----------------------------------------------------------------------------------
@@ -392,16 +447,54 @@ def test_too_many_classes_and_bad_config_rejected(lib) -> None:
     RecognizeCommands(4, edge)
 
 
+def test_capacity_limits_what_is_accepted(lib) -> None:
+    """The state's capacity, not the default one, bounds num_classes and minimum_count; C and
+    Python refuse the same inputs with the same code, and check() agrees with init()."""
+    def codes(nc: int, cfg: SmootherConfig, max_classes: int, max_results: int) -> tuple:
+        try:
+            RecognizeCommands(nc, cfg, max_classes=max_classes, max_results=max_results)
+            py = 0
+        except SmootherError as err:
+            py = err.code
+        check = lib.kws_recognizer_check(CConfig(**dataclasses.asdict(cfg)), nc, max_classes,
+                                         max_results)
+        if lib.kws_recognizer_state_size(max_classes, max_results) == 0:
+            # no state of that capacity exists: init must refuse before touching memory
+            dummy = (ctypes.c_int64 * 4)()
+            init = lib.kws_recognizer_init(dummy, 0, max_classes, max_results,
+                                           CConfig(**dataclasses.asdict(cfg)), nc)
+            assert not any(dummy)
+            return py, check, init
+        return py, check, CSmoother(lib, nc, cfg, max_classes, max_results).rc
+
+    cfg = SmootherConfig(minimum_count=3)
+    assert codes(12, cfg, 12, 3) == (0, 0, 0)
+    assert codes(12, cfg, 12, 2) == (S.ERR_CONFIG,) * 3  # minimum_count 3 cannot fit
+    assert codes(13, cfg, 12, 3) == (S.ERR_NUM_CLASSES,) * 3
+    assert codes(12, cfg, 40, 3) == (0, 0, 0)  # room for more classes is fine
+    for max_classes, max_results in ((0, 3), (12, 0), (12, S.MAX_RING_RESULTS + 1)):
+        assert codes(12, cfg, max_classes, max_results) == (S.ERR_CAPACITY,) * 3
+
+    # init refuses memory that is not the size of that capacity, and leaves it untouched
+    state, size = c_state(lib, 12, 3)
+    c_cfg = CConfig(**dataclasses.asdict(cfg))
+    for wrong in (size - 4, size + 4, 0):
+        assert lib.kws_recognizer_init(state, wrong, 12, 3, c_cfg, 12) == S.ERR_CAPACITY
+        assert not any(state)
+    assert lib.kws_recognizer_init(state, size, 12, 3, c_cfg, 12) == 0
+
+
 def test_c_rejects_null_and_uninitialised_state(lib) -> None:
     cfg = CConfig(**dataclasses.asdict(SmootherConfig()))
-    zeroed = (ctypes.c_int64 * (lib.kws_recognizer_state_size() // 8 + 1))()
+    zeroed, size = c_state(lib, 4, 8)
     scores = onehot(1)
     sp = scores.ctypes.data_as(ctypes.POINTER(ctypes.c_int8))
     out = CResult()
     assert lib.kws_recognizer_process(zeroed, sp, 0, ctypes.byref(out)) == ERR_NOT_INIT
-    assert lib.kws_recognizer_init(None, cfg, 4) == S.ERR_NULL
-    assert lib.kws_recognizer_init(zeroed, None, 4) == S.ERR_NULL
-    assert lib.kws_recognizer_init(zeroed, cfg, 4) == 0
+    assert lib.kws_recognizer_init(None, size, 4, 8, cfg, 4) == S.ERR_NULL
+    assert lib.kws_recognizer_init(zeroed, size, 4, 8, None, 4) == S.ERR_NULL
+    assert lib.kws_recognizer_check(None, 4, 4, 8) == S.ERR_NULL
+    assert lib.kws_recognizer_init(zeroed, size, 4, 8, cfg, 4) == 0
     assert lib.kws_recognizer_process(zeroed, None, 0, ctypes.byref(out)) == S.ERR_NULL
     assert lib.kws_recognizer_process(zeroed, sp, 0, None) == S.ERR_NULL
     assert lib.kws_recognizer_process(zeroed, sp, 0, ctypes.byref(out)) == 0
@@ -450,7 +543,7 @@ def test_c_and_python_agree_at_every_setting_stream_tune_chooses(lib) -> None:
     from tinyspeech_tf.stream import tune
 
     rng = np.random.default_rng(7)
-    detections = 0
+    detections = overflowed = 0
     for window_ms in tune.WINDOWS_MS:
         for min_count in tune.MIN_COUNTS:
             for threshold in (tune.THRESHOLDS[0], 170, 215, tune.THRESHOLDS[-1]):
@@ -462,6 +555,14 @@ def test_c_and_python_agree_at_every_setting_stream_tune_chooses(lib) -> None:
                 cfg = SmootherConfig(average_window_ms=window_ms, detection_threshold=threshold,
                                      suppression_ms=tune.SUPPRESSION_MS,
                                      minimum_count=min_count, silence_index=0)
-                results = both(lib, scores, list(range(0, 150 * stride, stride)), cfg)
+                times = list(range(0, 150 * stride, stride))
+                results = both(lib, scores, times, cfg)
                 detections += sum(r.is_new_command for r in results)
+                # the ring a runner sizes for this window, stride and count loses nothing
+                sized = S.results_needed(window_ms, stride, min_count)
+                assert both(lib, scores, times, cfg, max_results=sized) == results
+                if sized - 1 >= min_count:
+                    smaller = both(lib, scores, times, cfg, max_results=sized - 1)
+                    overflowed += smaller != results
     assert detections > 50, detections
+    assert overflowed > 0  # one result less than results_needed does change the output

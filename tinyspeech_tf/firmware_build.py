@@ -43,8 +43,9 @@ def _c_rows(values: Iterable[int], per_line: int) -> str:
 
 def write_scores_header(path: Path, scores: np.ndarray, times_ms: Sequence[int], *,
                         average_window_ms: int, detection_threshold: int, suppression_ms: int,
-                        minimum_count: int, silence_index: int) -> Path:
-    """kws_test_scores.h for main_smoother.c: int8 scores [T, classes], times, smoother config.
+                        minimum_count: int, silence_index: int, max_results: int) -> Path:
+    """kws_test_scores.h for main_smoother.c: int8 scores [T, classes], times, smoother config
+    and the ring's size in results (``max_results``, as a runner sizes its own).
 
     Generated into a build directory at test time (never committed).
     """
@@ -63,7 +64,8 @@ def write_scores_header(path: Path, scores: np.ndarray, times_ms: Sequence[int],
         f"#define KWS_TEST_THRESHOLD {int(detection_threshold)}\n"
         f"#define KWS_TEST_SUPPRESSION_MS {int(suppression_ms)}\n"
         f"#define KWS_TEST_MIN_COUNT {int(minimum_count)}\n"
-        f"#define KWS_TEST_SILENCE_INDEX ({int(silence_index)})\n\n"
+        f"#define KWS_TEST_SILENCE_INDEX ({int(silence_index)})\n"
+        f"#define KWS_TEST_RESULTS {int(max_results)}\n\n"
         f"static const int8_t kws_test_scores[{rows}][{classes}] = {{\n"
         + ",\n".join("    {" + ", ".join(str(int(v)) for v in row) + "}" for row in s)
         + "\n};\n\n"

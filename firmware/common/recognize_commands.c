@@ -13,10 +13,16 @@
 #if KWS_RECOGNIZER_MAX_CLASSES < 1 || KWS_RECOGNIZER_MAX_RESULTS < 1
 #error "KWS_RECOGNIZER_MAX_CLASSES and KWS_RECOGNIZER_MAX_RESULTS must be >= 1"
 #endif
-/* sums must fit in int32: 255 * MAX_RESULTS + MAX_RESULTS / 2 < 2^31 */
-#if KWS_RECOGNIZER_MAX_RESULTS > 8000000
-#error "KWS_RECOGNIZER_MAX_RESULTS too large for int32 sums"
-#endif
+/* sums must fit in int32: 255 * results + results / 2 < 2^31 */
+#define MAX_RING_RESULTS 8000000
+/* The ring follows the counters without padding (everything is 4-byte aligned), which is where
+ * ring_sums() looks for it; the array is of negative size, a compile error, if a compiler differs. */
+typedef char kws_recognizer_layout_check[(sizeof(kws_recognizer_state_t) ==
+                                          KWS_RECOGNIZER_STATE_BYTES(KWS_RECOGNIZER_MAX_CLASSES,
+                                                                     KWS_RECOGNIZER_MAX_RESULTS) &&
+                                          sizeof(kws_recognizer_t) % 4 == 0)
+                                             ? 1
+                                             : -1];
 
 #define SCORE_OFFSET 128     /* int8 -128..127 -> 0..255 */
 #define INIT_MAGIC 0x4B575352 /* "KWSR": distinguishes an initialised state from zeroed memory */
@@ -26,55 +32,94 @@ void kws_recognizer_default_config(kws_recognizer_config_t *config)
     if (config == NULL) {
         return;
     }
-    config->average_window_ms = 1000;
+    config->average_window_ms = KWS_RECOGNIZER_DEFAULT_WINDOW_MS;
     config->detection_threshold = 200;
     config->suppression_ms = 1500;
-    config->minimum_count = 3;
+    config->minimum_count = KWS_RECOGNIZER_DEFAULT_MIN_COUNT;
     config->silence_index = -1;
 }
 
-static int config_valid(const kws_recognizer_config_t *c, int num_classes)
+static int config_valid(const kws_recognizer_config_t *c, int num_classes, int max_results)
 {
     return c->average_window_ms >= 0 && c->detection_threshold >= 0 &&
            c->detection_threshold <= 255 && c->suppression_ms >= 0 && c->minimum_count >= 1 &&
-           c->minimum_count <= KWS_RECOGNIZER_MAX_RESULTS && c->silence_index >= -1 &&
+           c->minimum_count <= max_results && c->silence_index >= -1 &&
            c->silence_index < num_classes;
 }
 
-int kws_recognizer_check(const kws_recognizer_config_t *config, int num_classes)
+static int capacity_valid(int max_classes, int max_results)
+{
+    return max_classes >= 1 && max_results >= 1 && max_results <= MAX_RING_RESULTS;
+}
+
+size_t kws_recognizer_state_size(int max_classes, int max_results)
+{
+    return capacity_valid(max_classes, max_results)
+               ? KWS_RECOGNIZER_STATE_BYTES(max_classes, max_results)
+               : 0;
+}
+
+int kws_recognizer_check(const kws_recognizer_config_t *config, int num_classes, int max_classes,
+                         int max_results)
 {
     if (config == NULL) {
         return KWS_RECOGNIZER_ERR_NULL;
     }
-    if (num_classes < 1 || num_classes > KWS_RECOGNIZER_MAX_CLASSES) {
+    if (!capacity_valid(max_classes, max_results)) {
+        return KWS_RECOGNIZER_ERR_CAPACITY;
+    }
+    if (num_classes < 1 || num_classes > max_classes) {
         return KWS_RECOGNIZER_ERR_NUM_CLASSES;
     }
-    return config_valid(config, num_classes) ? KWS_RECOGNIZER_OK : KWS_RECOGNIZER_ERR_CONFIG;
+    return config_valid(config, num_classes, max_results) ? KWS_RECOGNIZER_OK
+                                                          : KWS_RECOGNIZER_ERR_CONFIG;
 }
 
-int kws_recognizer_init(kws_recognizer_t *rc, const kws_recognizer_config_t *config,
-                        int num_classes)
+int kws_recognizer_init(kws_recognizer_t *rc, size_t state_bytes, int max_classes,
+                        int max_results, const kws_recognizer_config_t *config, int num_classes)
 {
     if (rc == NULL || config == NULL) {
         return KWS_RECOGNIZER_ERR_NULL;
     }
-    if (num_classes < 1 || num_classes > KWS_RECOGNIZER_MAX_CLASSES) {
-        return KWS_RECOGNIZER_ERR_NUM_CLASSES;
+    const int status = kws_recognizer_check(config, num_classes, max_classes, max_results);
+    if (status == KWS_RECOGNIZER_ERR_CAPACITY ||
+        (status == KWS_RECOGNIZER_OK &&
+         state_bytes != KWS_RECOGNIZER_STATE_BYTES(max_classes, max_results))) {
+        return KWS_RECOGNIZER_ERR_CAPACITY;
     }
-    if (!config_valid(config, num_classes)) {
-        return KWS_RECOGNIZER_ERR_CONFIG;
+    if (status != KWS_RECOGNIZER_OK) {
+        return status;
     }
-    memset(rc, 0, sizeof(*rc));
+    memset(rc, 0, state_bytes);
     rc->config = *config;
     rc->num_classes = (int32_t)num_classes;
+    rc->max_classes = (int32_t)max_classes;
+    rc->max_results = (int32_t)max_results;
     rc->initialized = INIT_MAGIC;
     kws_recognizer_reset(rc);
     return KWS_RECOGNIZER_OK;
 }
 
+/* The ring behind the counters, in the KWS_RECOGNIZER_STATE that init was given: sums
+ * [max_classes], then times [max_results], then scores [max_results][num_classes]. */
+static int32_t *ring_sums(kws_recognizer_t *rc)
+{
+    return (int32_t *)(void *)((unsigned char *)rc + sizeof(*rc));
+}
+
+static int32_t *ring_times(kws_recognizer_t *rc)
+{
+    return ring_sums(rc) + rc->max_classes;
+}
+
+static int8_t *ring_scores(kws_recognizer_t *rc, int32_t slot)
+{
+    return (int8_t *)(void *)(ring_times(rc) + rc->max_results) + slot * rc->num_classes;
+}
+
 void kws_recognizer_reset(kws_recognizer_t *rc)
 {
-    if (rc == NULL) {
+    if (rc == NULL || rc->initialized != INIT_MAGIC) {
         return;
     }
     rc->head = 0;
@@ -83,19 +128,21 @@ void kws_recognizer_reset(kws_recognizer_t *rc)
     rc->last_time_ms = 0;
     rc->last_command = -1;
     rc->last_command_time_ms = 0;
-    for (int i = 0; i < KWS_RECOGNIZER_MAX_CLASSES; i++) {
-        rc->sums[i] = 0;
+    int32_t *sums = ring_sums(rc);
+    for (int i = 0; i < rc->max_classes; i++) {
+        sums[i] = 0;
     }
 }
 
 /* Remove the oldest result from the ring and from the running sums. */
 static void drop_oldest(kws_recognizer_t *rc)
 {
-    const int8_t *old = rc->scores[rc->head];
+    const int8_t *old = ring_scores(rc, rc->head);
+    int32_t *sums = ring_sums(rc);
     for (int i = 0; i < rc->num_classes; i++) {
-        rc->sums[i] -= (int32_t)old[i] + SCORE_OFFSET;
+        sums[i] -= (int32_t)old[i] + SCORE_OFFSET;
     }
-    rc->head = (rc->head + 1) % KWS_RECOGNIZER_MAX_RESULTS;
+    rc->head = (rc->head + 1) % rc->max_results;
     rc->count--;
 }
 
@@ -115,20 +162,23 @@ int kws_recognizer_process(kws_recognizer_t *rc, const int8_t *scores, int32_t t
 
     /* 1. evict results that left the window (int64: no overflow near INT32_MIN) */
     const int64_t oldest_allowed = (int64_t)time_ms - (int64_t)cfg->average_window_ms;
-    while (rc->count > 0 && (int64_t)rc->times_ms[rc->head] < oldest_allowed) {
+    int32_t *times = ring_times(rc);
+    while (rc->count > 0 && (int64_t)times[rc->head] < oldest_allowed) {
         drop_oldest(rc);
     }
     /* 2. ring full: the oldest result in the window gives way to the new one */
-    if (rc->count == KWS_RECOGNIZER_MAX_RESULTS) {
+    if (rc->count == rc->max_results) {
         drop_oldest(rc);
     }
     /* 3. append */
-    const int32_t slot = (rc->head + rc->count) % KWS_RECOGNIZER_MAX_RESULTS;
+    const int32_t slot = (rc->head + rc->count) % rc->max_results;
+    int8_t *row = ring_scores(rc, slot);
+    int32_t *sums = ring_sums(rc);
     for (int i = 0; i < rc->num_classes; i++) {
-        rc->scores[slot][i] = scores[i];
-        rc->sums[i] += (int32_t)scores[i] + SCORE_OFFSET;
+        row[i] = scores[i];
+        sums[i] += (int32_t)scores[i] + SCORE_OFFSET;
     }
-    rc->times_ms[slot] = time_ms;
+    times[slot] = time_ms;
     rc->count++;
     rc->has_last_time = 1;
     rc->last_time_ms = time_ms;
@@ -138,7 +188,7 @@ int kws_recognizer_process(kws_recognizer_t *rc, const int8_t *scores, int32_t t
     int32_t top = 0;
     int32_t top_score = -1;
     for (int i = 0; i < rc->num_classes; i++) {
-        const int32_t avg = (rc->sums[i] + n / 2) / n; /* sums >= 0: round half up */
+        const int32_t avg = (sums[i] + n / 2) / n; /* sums >= 0: round half up */
         if (avg > top_score) {
             top_score = avg;
             top = (int32_t)i;
@@ -166,9 +216,4 @@ int kws_recognizer_process(kws_recognizer_t *rc, const int8_t *scores, int32_t t
     result->is_new_command = is_new;
     result->time_ms = time_ms;
     return KWS_RECOGNIZER_OK;
-}
-
-size_t kws_recognizer_state_size(void)
-{
-    return sizeof(kws_recognizer_t);
 }

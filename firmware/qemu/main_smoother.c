@@ -9,8 +9,8 @@
  *      TINYSPEECH_INPUT_ZERO_POINT and compares them with their rows of g_golden_features (the
  *      Python front-end on the whole clip): every value must be within 1 LSB.
  *   2. Runs kws_recognizer_process() over the scripted int8 score sequence of kws_test_scores.h
- *      (generated at test time, e.g. TFLM's scores on a stream around the golden clip) and
- *      prints every result.
+ *      (generated at test time, e.g. TFLM's scores on a stream around the golden clip) in a
+ *      ring of KWS_TEST_RESULTS results and prints every result.
  *
  * Output (semihosting stdout):
  *   features frames=<n> max_diff=<lsb> diff_count=<n> int8_fnv1a32=0x<hash> int8_hex=<hex>
@@ -37,7 +37,8 @@ static kws_feature_window_t window;
 /* int8 features the golden PCM gives (its frames x coefficients) */
 #define GOLDEN_VALUES (TINYSPEECH_GOLDEN_FRAME_COUNT * KWS_FE_NUM_MFCC)
 static int8_t quantized[TINYSPEECH_INPUT_SIZE];
-static kws_recognizer_t recognizer;
+/* the ring the test asks for (KWS_TEST_RESULTS results), as a runner sizes its own */
+static KWS_RECOGNIZER_STATE(KWS_TEST_CLASSES, KWS_TEST_RESULTS) recognizer;
 
 /* Uneven chunk sizes, as a microphone driver delivers them: frames must not depend on them. */
 static const int chunks[] = {1, 159, 320, 333, 480, 1000, 7, 2047};
@@ -119,12 +120,12 @@ static int run_smoother(void)
     config.suppression_ms = KWS_TEST_SUPPRESSION_MS;
     config.minimum_count = KWS_TEST_MIN_COUNT;
     config.silence_index = KWS_TEST_SILENCE_INDEX;
-    if (kws_recognizer_init(&recognizer, &config, KWS_TEST_CLASSES) != KWS_RECOGNIZER_OK) {
+    if (KWS_RECOGNIZER_INIT(&recognizer, &config, KWS_TEST_CLASSES) != KWS_RECOGNIZER_OK) {
         printf("error: smoother init\n");
         return 0;
     }
     for (int i = 0; i < KWS_TEST_SCORE_ROWS; i++) {
-        int rc = kws_recognizer_process(&recognizer, kws_test_scores[i], kws_test_times[i],
+        int rc = kws_recognizer_process(&recognizer.rc, kws_test_scores[i], kws_test_times[i],
                                         &result);
         if (rc != KWS_RECOGNIZER_OK) {
             printf("error: smoother row %d returned %d\n", i, rc);

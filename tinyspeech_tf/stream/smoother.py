@@ -17,12 +17,16 @@ sequence of scores and timestamps this class and the C code give identical resul
 Rules, per :meth:`RecognizeCommands.process` call at ``time_ms``:
 
 1. results with ``result_time < time_ms - average_window_ms`` leave the window; if more than
-   :data:`MAX_RESULTS` remain, the oldest go too;
+   the ring holds (``max_results``) remain, the oldest go too;
 2. per class ``avg = (sum(score + 128) + n // 2) // n`` over the ``n`` results (round half up,
    0..255); the top class is the highest average, ties to the lowest index;
 3. ``is_new_command`` when ``n >= minimum_count``, ``avg >= detection_threshold``, the top class
    is not ``silence_index``, and it differs from the last reported command or more than
    ``suppression_ms`` passed since that report. Unreported tops do not change the last command.
+
+The ring's capacity (``max_classes`` x ``max_results``) is a parameter, as the C state's
+``KWS_RECOGNIZER_STATE(classes, results)`` is: the firmware's runner sizes it by the model's
+labels and stride (:func:`results_needed`), and the twin must drop results where the board does.
 """
 
 from __future__ import annotations
@@ -33,15 +37,19 @@ from dataclasses import dataclass
 
 import numpy as np
 
-# Compile-time limits of recognize_commands.h (KWS_RECOGNIZER_MAX_CLASSES / _MAX_RESULTS).
+# The default capacity of recognize_commands.h (KWS_RECOGNIZER_MAX_CLASSES / _MAX_RESULTS,
+# kws_recognizer_state_t).
 MAX_CLASSES = 32
 MAX_RESULTS = 64
+# Largest ring the C accepts: its int32 sums hold up to 255 per result.
+MAX_RING_RESULTS = 8_000_000
 
 # Error codes of recognize_commands.h, carried by SmootherError.code.
 ERR_NULL = -1
 ERR_NUM_CLASSES = -2
 ERR_CONFIG = -3
 ERR_TIME = -4
+ERR_CAPACITY = -6
 
 _INT32_MIN, _INT32_MAX = -(2**31), 2**31 - 1
 _SCORE_OFFSET = 128
@@ -62,7 +70,8 @@ class SmootherConfig:
     average_window_ms: results newer than ``now - average_window_ms`` are averaged (>= 0).
     detection_threshold: minimum top average of ``score + 128`` to report (0..255).
     suppression_ms: the same command is not reported again within this time (>= 0).
-    minimum_count: results needed in the window before anything is reported (1..MAX_RESULTS).
+    minimum_count: results needed in the window before anything is reported (1..the ring's
+        ``max_results``).
     silence_index: class that is never reported, or -1 for none.
     """
 
@@ -72,17 +81,23 @@ class SmootherConfig:
     minimum_count: int = 3
     silence_index: int = -1
 
-    def validate(self, num_classes: int) -> None:
-        """Raise :class:`SmootherError` exactly where ``kws_recognizer_init`` fails."""
-        if not 1 <= num_classes <= MAX_CLASSES:
-            raise SmootherError(f"num_classes={num_classes} must be in 1..{MAX_CLASSES} "
-                                "(KWS_RECOGNIZER_MAX_CLASSES)", ERR_NUM_CLASSES)
+    def validate(self, num_classes: int, max_classes: int = MAX_CLASSES,
+                 max_results: int = MAX_RESULTS) -> None:
+        """Raise :class:`SmootherError` exactly where ``kws_recognizer_init`` fails for a state
+        of capacity ``max_classes`` x ``max_results`` (so a config is refused on the host
+        exactly when the board would refuse it)."""
+        if not (1 <= max_classes and 1 <= max_results <= MAX_RING_RESULTS):
+            raise SmootherError(f"capacity {max_classes} classes x {max_results} results: both "
+                                f"must be >= 1, results <= {MAX_RING_RESULTS}", ERR_CAPACITY)
+        if not 1 <= num_classes <= max_classes:
+            raise SmootherError(f"num_classes={num_classes} must be in 1..{max_classes} "
+                                "(the ring's classes)", ERR_NUM_CLASSES)
         checks = [
             (0 <= self.average_window_ms <= _INT32_MAX, "average_window_ms must be >= 0"),
             (0 <= self.detection_threshold <= 255, "detection_threshold must be in 0..255"),
             (0 <= self.suppression_ms <= _INT32_MAX, "suppression_ms must be >= 0"),
-            (1 <= self.minimum_count <= MAX_RESULTS,
-             f"minimum_count must be in 1..{MAX_RESULTS}"),
+            (1 <= self.minimum_count <= max_results,
+             f"minimum_count must be in 1..{max_results} (the ring's results)"),
             (-1 <= self.silence_index < num_classes,
              f"silence_index must be -1 or a class index < {num_classes}"),
         ]
@@ -110,13 +125,18 @@ class RecognizeCommands:
     """Streaming smoother: feed every model output with its timestamp, act on ``is_new_command``.
 
     Keeps the same ring of recent results and per-class integer sums as the C code, so results
-    match it bit for bit, including the ring-capacity and error behaviour.
+    match it bit for bit, including the ring-capacity and error behaviour. ``max_classes`` and
+    ``max_results`` are the C state's capacity (``KWS_RECOGNIZER_STATE(classes, results)``);
+    the defaults are ``kws_recognizer_state_t``'s.
     """
 
-    def __init__(self, num_classes: int, config: SmootherConfig | None = None) -> None:
+    def __init__(self, num_classes: int, config: SmootherConfig | None = None, *,
+                 max_classes: int = MAX_CLASSES, max_results: int = MAX_RESULTS) -> None:
         self.config = config or SmootherConfig()
-        self.config.validate(num_classes)
+        self.config.validate(num_classes, max_classes, max_results)
         self.num_classes = num_classes
+        self.max_classes = max_classes
+        self.max_results = max_results
         self.reset()
 
     def reset(self) -> None:
@@ -159,7 +179,7 @@ class RecognizeCommands:
         oldest_allowed = time_ms - cfg.average_window_ms
         while self._ring and self._ring[0][0] < oldest_allowed:
             self._sums -= self._ring.popleft()[1]
-        if len(self._ring) == MAX_RESULTS:
+        if len(self._ring) == self.max_results:
             self._sums -= self._ring.popleft()[1]
         self._ring.append((time_ms, values))
         self._sums += values
@@ -182,8 +202,10 @@ class RecognizeCommands:
 
 
 def run(score_sequence: Sequence[np.ndarray] | np.ndarray, times_ms: Sequence[int],
-        config: SmootherConfig | None = None) -> list[Result]:
-    """Smooth a whole stream: ``score_sequence`` [T, num_classes] int8 with ``times_ms`` [T].
+        config: SmootherConfig | None = None, *, max_results: int = MAX_RESULTS,
+        max_classes: int = MAX_CLASSES) -> list[Result]:
+    """Smooth a whole stream: ``score_sequence`` [T, num_classes] int8 with ``times_ms`` [T],
+    in a ring of ``max_classes`` x ``max_results`` (as the board's).
 
     Convenient for tuning ``config`` offline on recorded model outputs.
     """
@@ -191,5 +213,18 @@ def run(score_sequence: Sequence[np.ndarray] | np.ndarray, times_ms: Sequence[in
     if scores.ndim != 2 or len(scores) != len(times_ms):
         raise ValueError(f"score_sequence must be [T, num_classes] with T == len(times_ms), "
                          f"got shape {scores.shape} and {len(times_ms)} timestamps")
-    smoother = RecognizeCommands(scores.shape[1], config)
+    smoother = RecognizeCommands(scores.shape[1], config, max_classes=max_classes,
+                                 max_results=max_results)
     return [smoother.process(s, t) for s, t in zip(scores, times_ms, strict=True)]
+
+
+def results_needed(average_window_ms: int, stride_ms: int, minimum_count: int = 1) -> int:
+    """Ring size (results) a smoother needs when the model runs every ``stride_ms``: the window
+    ``[now - average_window_ms, now]`` holds ``average_window_ms // stride_ms + 1`` results of
+    evenly spaced timestamps (both ends count), and at least ``minimum_count`` must fit or the
+    detector can never fire. Why: the board's ring is sized by this, not by a worst case
+    (kws_runner.h computes the same for the config it is given)."""
+    if average_window_ms < 0 or stride_ms < 1 or minimum_count < 1:
+        raise ValueError(f"need average_window_ms >= 0, stride_ms >= 1, minimum_count >= 1, got "
+                         f"{average_window_ms}, {stride_ms}, {minimum_count}")
+    return max(average_window_ms // stride_ms + 1, minimum_count)
