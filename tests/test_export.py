@@ -211,6 +211,52 @@ def test_settings_match_run(exported, run_dir) -> None:
         (measured, arena, 1024)
 
 
+def _settings(detector=None) -> H.Settings:
+    from tinyspeech_tf.data import LABELS
+    from tinyspeech_tf.features import DEFAULT_CONFIG
+
+    return H.Settings(labels=LABELS, frontend=DEFAULT_CONFIG, input_frames=49,
+                      input_coefficients=10, input_scale=0.5, input_zero_point=0,
+                      output_scale=1 / 256, output_zero_point=-128, arena_measured=1000,
+                      arena_margin=16, arena_size=1024, silence_index=0, unknown_index=1,
+                      detector=detector)
+
+
+@pytest.mark.parametrize("stride_ms,window_ms,min_count,results", [
+    (100, 250, 1, 3),  # the shipped detector: results 0, 100 and 200 ms back
+    (100, 500, 2, 6),  # 0..500 ms at 100 ms: both ends count
+    (500, 250, 3, 3),  # fewer results than the count: the count must fit
+    (20, 1000, 3, 51),
+])
+def test_smoother_ring_sized_by_the_detector(stride_ms, window_ms, min_count, results) -> None:
+    from tinyspeech_tf.runs import DetectorSettings
+
+    detector = DetectorSettings(stride_ms=stride_ms, threshold=200, window_ms=window_ms,
+                                min_count=min_count, suppression_ms=1500, chosen_on="a.wav",
+                                max_false_alarms_per_hour=6.0, hit_rate=0.5,
+                                false_alarms_per_hour=1.0)
+    s = _settings(detector)
+    assert H.smoother_capacity(s)[:2] == (12, results)
+    prov = H.Provenance("tinyspeech export-tflite runs/x", "runs/x", 100, "0" * 64, 1)
+    d = _defines(H.model_settings_h(s, prov))
+    assert int(d["TINYSPEECH_SMOOTHER_RESULTS"]) == results
+    assert d["TINYSPEECH_SMOOTHER_CLASSES"] == "TINYSPEECH_LABEL_COUNT"
+
+
+def test_smoother_ring_without_detector_fits_the_runner_defaults(exported) -> None:
+    """No detector: the runner runs every KWS_RUNNER_DEFAULT_INVOKE_EVERY frames with
+    micro_speech's window and count, and the export sizes the ring for exactly that."""
+    import re
+
+    runner_h = (COMMON_DIR / "kws_runner.h").read_text()
+    m = re.search(r"#define KWS_RUNNER_DEFAULT_INVOKE_EVERY (\d+)", runner_h)
+    assert m and int(m.group(1)) == H.RUNNER_DEFAULT_STRIDE_FRAMES
+    d = _defines(exported["files"][H.MODEL_SETTINGS_H])
+    assert "TINYSPEECH_DETECTOR_WINDOW_MS" not in d
+    assert int(d["TINYSPEECH_SMOOTHER_RESULTS"]) == 1000 // (2 * 20) + 1 == \
+        H.smoother_capacity(_settings())[1]
+
+
 def test_resolver_adds_exactly_the_model_ops(exported) -> None:
     import re
 

@@ -71,7 +71,8 @@ def golden(export_dir) -> dict:
             "scores": parse_int_array(text, "g_golden_scores").astype(np.int8),
             "scale": float(define("TINYSPEECH_INPUT_SCALE").rstrip("f")),
             "zero_point": int(define("TINYSPEECH_INPUT_ZERO_POINT").strip("()")),
-            "predicted": int(define("TINYSPEECH_GOLDEN_PREDICTED_INDEX"))}
+            "predicted": int(define("TINYSPEECH_GOLDEN_PREDICTED_INDEX")),
+            "smoother_results": int(define("TINYSPEECH_SMOOTHER_RESULTS"))}
 
 
 def _stream(golden_samples: np.ndarray) -> np.ndarray:
@@ -235,6 +236,18 @@ def test_runner_compiles_warning_free(export_dir, tmp_path, target, defines) -> 
     assert obj.stat().st_size > 0
 
 
+def test_runner_refuses_to_compile_with_a_ring_too_small_for_its_defaults(export_dir,
+                                                                          tmp_path) -> None:
+    """The default config's window at its stride needs 26 results (the export's ring): one
+    fewer is a compile error, not a board that silently averages less."""
+    require_tools("g++")
+    FB.compile_source(RUNNER, [export_dir, COMMON_DIR, MOCK_DIR], tmp_path / "ok.o", "host",
+                      ["KWS_RUNNER_SMOOTHER_RESULTS=26"])
+    with pytest.raises(RuntimeError, match="smoother ring is too small"):
+        FB.compile_source(RUNNER, [export_dir, COMMON_DIR, MOCK_DIR], tmp_path / "small.o",
+                          "host", ["KWS_RUNNER_SMOOTHER_RESULTS=25"])
+
+
 # ---- the runner on the host --------------------------------------------------------------------
 def test_runner_error_paths_and_self_test(harness_host, golden) -> None:
     c = _checks(_run_harness(harness_host))
@@ -242,8 +255,16 @@ def test_runner_error_paths_and_self_test(harness_host, golden) -> None:
              "bad_invoke_every": -1, "bad_smoother": -8, "other_quantization": -6,
              "null_arena": -1, "init": 0, "arena_used_positive": 1, "negative_n": -1,
              "selftest_invocations": 1, "selftest_fed_golden_features": 1,
-             "last_scores_are_last_row": 1, "invoke_fails": -7, "reinit": 0}
+             "last_scores_are_last_row": 1, "invoke_fails": -7, "reinit": 0,
+             # the smoother ring (kws_runner.h): a config needing more is refused, with its
+             # own code, and the runner keeps working; one that fills it exactly is not
+             "ring_one_short": -10, "working_after_ring_refused": 0, "ring_exactly_full": 0,
+             "ring_slower_stride": 0, "ring_count_too_large": -8, "ring_huge_values": 0,
+             "init_again": 0}
     assert {k: int(c[k]) for k in codes} == codes
+    # the ring the export sized: 12 labels, micro_speech's 1 s window at the default 40 ms
+    assert (int(c["smoother_classes"]), int(c["smoother_results"])) == \
+        (len(LABELS), smoother.results_needed(1000, DEFAULT_INVOKE_EVERY * 20, 3)) == (12, 26)
     expected = golden["predicted"]
     exact = (f"1 status=0 passed=1 frames=49 feature_max_diff=(0|1) feature_diff_count=\\d+ "
              f"score_max_diff=0 predicted={expected} expected={expected}")
@@ -278,7 +299,8 @@ def test_runner_stream_matches_python_twins(harness_host, harness_inputs, python
     # every event: cadence, timestamps, scripted scores, and the smoother twin's decision
     rows = np.stack([harness_inputs["scores"][k % len(harness_inputs["scores"])]
                      for k in range(len(frames))])
-    expected = smoother.run(rows, times, HARNESS_SMOOTHER)
+    expected = smoother.run(rows, times, HARNESS_SMOOTHER, max_classes=len(LABELS),
+                            max_results=golden["smoother_results"])
     labels = list(LABELS)
     for k, (event, f, t, res) in enumerate(zip(events, frames, times, expected, strict=True)):
         index, frame, time_ms, found, score, new, scores, label = event
@@ -310,6 +332,9 @@ def test_runner_harness_on_qemu_prints_what_the_host_prints(export_dir, harness_
 SMOOTHER_CFG = smoother.SmootherConfig(average_window_ms=1000, detection_threshold=180,
                                        suppression_ms=1000, minimum_count=3,
                                        silence_index=SILENCE)
+# A ring smaller than the 26 results the 1 s window holds at the 40 ms stride below: the
+# program must drop the oldest exactly where the Python twin does.
+SMOOTHER_RING = 16
 
 
 @pytest.fixture(scope="module")
@@ -347,7 +372,7 @@ def scores_dir(scripted_tflm_scores, tmp_path_factory) -> Path:
                            average_window_ms=cfg.average_window_ms,
                            detection_threshold=cfg.detection_threshold,
                            suppression_ms=cfg.suppression_ms, minimum_count=cfg.minimum_count,
-                           silence_index=cfg.silence_index)
+                           silence_index=cfg.silence_index, max_results=SMOOTHER_RING)
     return d
 
 
@@ -378,7 +403,10 @@ def test_qemu_frontend_and_smoother_match_host_and_python(export_dir, golden, sc
 
     # smoother: QEMU == host == Python twin, row by row and by hash
     expected = smoother.run(scripted_tflm_scores["scores"], scripted_tflm_scores["times"],
-                            SMOOTHER_CFG)
+                            SMOOTHER_CFG, max_results=SMOOTHER_RING)
+    # the ring overflowed: a full-size one would have averaged differently
+    assert expected != smoother.run(scripted_tflm_scores["scores"],
+                                    scripted_tflm_scores["times"], SMOOTHER_CFG)
     as_tuples = [(i, r.time_ms, r.found_command, r.score, int(r.is_new_command))
                  for i, r in enumerate(expected)]
     assert qemu.results == host.results == as_tuples

@@ -143,6 +143,8 @@ def test_stream_tune_writes_detector_and_export_uses_it(clip_folder, tmp_path, c
     settings = (export / "model_settings.h").read_text()
     assert f"#define TINYSPEECH_DETECTOR_THRESHOLD {detector['threshold']}" in settings
     assert "#define TINYSPEECH_DETECTOR_STRIDE_FRAMES 5" in settings
+    ring = max(detector["window_ms"] // 100 + 1, detector["min_count"])
+    assert f"#define TINYSPEECH_SMOOTHER_RESULTS {ring} " in settings
     capsys.readouterr()
     assert cli.main(["stream", str(tmp_path / "b.wav"), "--model", str(run),
                      "--json", str(tmp_path / "s.json")]) == 0

@@ -27,6 +27,11 @@
 
 namespace {
 
+static_assert(sizeof(kws_runner_smoother_t) ==
+                  KWS_RECOGNIZER_STATE_BYTES(TINYSPEECH_SMOOTHER_CLASSES,
+                                             KWS_RUNNER_SMOOTHER_RESULTS),
+              "the smoother's ring must follow its counters without padding");
+
 constexpr uint32_t kReadyMagic = 0x4B575352u; /* "KWSR": init succeeded */
 constexpr uint32_t kBuiltMagic = 0x4B575342u; /* "KWSB": TFLM objects constructed */
 
@@ -157,7 +162,7 @@ int RunInference(kws_runner_t* r, int32_t time_ms, int32_t frame_index,
     }
     memcpy(r->scores, r->output->data.int8, sizeof(r->scores));
     kws_runner_event_t event;
-    if (kws_recognizer_process(&r->recognizer, r->scores, time_ms, &event.result) !=
+    if (kws_recognizer_process(&r->smoother.rc, r->scores, time_ms, &event.result) !=
         KWS_RECOGNIZER_OK) {
         return KWS_RUNNER_ERR_SMOOTHER;
     }
@@ -199,6 +204,9 @@ const char* kws_runner_status_str(int status)
         return "smoother rejected its config or a result";
     case KWS_RUNNER_ERR_NOT_INIT:
         return "runner not initialised";
+    case KWS_RUNNER_ERR_SMOOTHER_RING:
+        return "averaging window / stride need more results than the smoother ring holds "
+               "(KWS_RUNNER_SMOOTHER_RESULTS)";
     default:
         return "unknown error";
     }
@@ -236,8 +244,14 @@ int kws_runner_init(kws_runner_t* runner, uint8_t* arena, size_t arena_size,
     }
     /* Validate the smoother config before touching the runner: a bad config leaves a working
      * runner working (checked without a second recognizer: it would cost its size in stack). */
-    if (kws_recognizer_check(&cfg.smoother, TINYSPEECH_LABEL_COUNT) != KWS_RECOGNIZER_OK) {
+    if (kws_recognizer_check(&cfg.smoother, TINYSPEECH_LABEL_COUNT, TINYSPEECH_SMOOTHER_CLASSES,
+                             KWS_RUNNER_SMOOTHER_RESULTS) != KWS_RECOGNIZER_OK) {
         return KWS_RUNNER_ERR_SMOOTHER;
+    }
+    /* int64: a huge window or stride must not overflow the check */
+    const int64_t stride_ms = (int64_t)cfg.invoke_every_frames * KWS_RUNNER_FRAME_MS;
+    if ((int64_t)cfg.smoother.average_window_ms / stride_ms + 1 > KWS_RUNNER_SMOOTHER_RESULTS) {
+        return KWS_RUNNER_ERR_SMOOTHER_RING;
     }
     Destroy(runner);
     const int status = Build(runner, arena, arena_size);
@@ -246,7 +260,7 @@ int kws_runner_init(kws_runner_t* runner, uint8_t* arena, size_t arena_size,
         return status;
     }
     runner->config = cfg;
-    kws_recognizer_init(&runner->recognizer, &cfg.smoother, TINYSPEECH_LABEL_COUNT);
+    KWS_RECOGNIZER_INIT(&runner->smoother, &cfg.smoother, TINYSPEECH_LABEL_COUNT);
     runner->magic = kReadyMagic;
     kws_runner_reset(runner);
     return KWS_RUNNER_OK;
@@ -260,7 +274,7 @@ void kws_runner_reset(kws_runner_t* runner)
     kws_frontend_init(&runner->frontend);
     memset(runner->window, 0, sizeof(runner->window));
     runner->window_frames = 0;
-    kws_recognizer_reset(&runner->recognizer);
+    kws_recognizer_reset(&runner->smoother.rc);
     runner->frames = 0;
     runner->until_invoke = 0;
     runner->inferences = 0;

@@ -18,11 +18,26 @@
  * (kws_frontend_quantize), the int8 output goes to the smoother with the window's timestamp,
  * and the callback sees every inference; detections are those with result.is_new_command.
  *
- * Default cadence: every 2 frames (40 ms, 25 inferences/s). Why not every frame: one frame of
- * extra latency is inaudible, the smoother's 1 s window still holds ~25 results (well above
- * minimum_count, within KWS_RECOGNIZER_MAX_RESULTS = 64), and the Cortex-M4 budget halves. If an
- * inference (plus a frame of front-end) takes longer than N * 20 ms the audio backlog grows
- * without bound: raise invoke_every_frames (time it with the callback's clock).
+ * Default cadence: the run's detector stride (TINYSPEECH_DETECTOR_STRIDE_FRAMES) or, without
+ * one, every 2 frames (40 ms, 25 inferences/s). Why not every frame: one frame of extra latency
+ * is inaudible, the smoother's 1 s window still holds 26 results (well above minimum_count), and
+ * the Cortex-M4 budget halves. If an inference (plus a frame of front-end) takes longer than
+ * N * 20 ms the audio backlog grows without bound: raise invoke_every_frames (time it with the
+ * callback's clock).
+ *
+ * Smoother ring: sized by the model and the stride in use, not for the worst case. It holds
+ * TINYSPEECH_SMOOTHER_CLASSES (the label count) classes and KWS_RUNNER_SMOOTHER_RESULTS
+ * results: by default
+ * TINYSPEECH_SMOOTHER_RESULTS of model_settings.h, what the default config's averaging window
+ * holds at its stride (average_window_ms / (invoke_every_frames * 20 ms) + 1, at least
+ * minimum_count). kws_runner_init refuses (KWS_RUNNER_ERR_SMOOTHER_RING) a config whose window
+ * and stride need more results than that, e.g. a longer window or a shorter stride set at
+ * run time: the ring would drop results the window should average, and the board would no
+ * longer detect what the same settings detect on the host. To allow such configs, build every
+ * file with -DKWS_RUNNER_SMOOTHER_RESULTS=n (n results cost n * (TINYSPEECH_LABEL_COUNT + 4)
+ * bytes). A config within the ring never fills it with the stamps of a sample-counting clock;
+ * should a jittery clock squeeze more results into the window, the oldest are dropped
+ * (recognize_commands.h).
  *
  * Timestamps: now_ms is the caller's clock at the LAST sample of the chunk. A window that
  * completed k samples before the end of the chunk is stamped now_ms - k * 1000 / rate (integer
@@ -65,9 +80,39 @@
 #define KWS_RUNNER_SCORE_TOLERANCE 0 /* LSB the self-test accepts between scores */
 #endif
 
-#if TINYSPEECH_LABEL_COUNT > KWS_RECOGNIZER_MAX_CLASSES
-#error "more labels than the smoother holds: build with a larger KWS_RECOGNIZER_MAX_CLASSES"
+/* Milliseconds between front-end frames (20 ms for the MFCC front-end). */
+#define KWS_RUNNER_FRAME_MS (KWS_FE_FRAME_STEP * 1000 / KWS_FE_SAMPLE_RATE)
+/* Results an averaging window of window_ms holds when the model runs every every_frames
+ * frames (both ends of the window count), or min_count if more: what the ring must hold. */
+#define KWS_RUNNER_RESULTS_NEEDED(window_ms, every_frames, min_count)                            \
+    ((window_ms) / ((every_frames) * KWS_RUNNER_FRAME_MS) + 1 > (min_count)                      \
+         ? (window_ms) / ((every_frames) * KWS_RUNNER_FRAME_MS) + 1                              \
+         : (min_count))
+
+#if !defined(TINYSPEECH_SMOOTHER_RESULTS) || !defined(TINYSPEECH_SMOOTHER_CLASSES)
+#error "model_settings.h predates TINYSPEECH_SMOOTHER_RESULTS/_CLASSES: re-export the model"
 #endif
+#ifndef KWS_RUNNER_SMOOTHER_RESULTS /* sized by the export for its labels and stride */
+#define KWS_RUNNER_SMOOTHER_RESULTS TINYSPEECH_SMOOTHER_RESULTS
+#endif
+
+/* The default config (kws_runner_default_config) must fit its own ring. */
+#ifdef TINYSPEECH_DETECTOR_WINDOW_MS
+#define KWS_RUNNER_DEFAULT_WINDOW_MS TINYSPEECH_DETECTOR_WINDOW_MS
+#define KWS_RUNNER_DEFAULT_MIN_COUNT TINYSPEECH_DETECTOR_MIN_COUNT
+#else
+#define KWS_RUNNER_DEFAULT_WINDOW_MS KWS_RECOGNIZER_DEFAULT_WINDOW_MS
+#define KWS_RUNNER_DEFAULT_MIN_COUNT KWS_RECOGNIZER_DEFAULT_MIN_COUNT
+#endif
+#if KWS_RUNNER_SMOOTHER_RESULTS < KWS_RUNNER_RESULTS_NEEDED(                                     \
+    KWS_RUNNER_DEFAULT_WINDOW_MS, KWS_RUNNER_DEFAULT_INVOKE_EVERY, KWS_RUNNER_DEFAULT_MIN_COUNT)
+#error "the smoother ring is too small for the default window and stride: re-export the model or raise KWS_RUNNER_SMOOTHER_RESULTS"
+#endif
+
+/* The smoother's state: a ring of TINYSPEECH_SMOOTHER_CLASSES (the label count) x
+ * KWS_RUNNER_SMOOTHER_RESULTS. */
+typedef KWS_RECOGNIZER_STATE(TINYSPEECH_SMOOTHER_CLASSES, KWS_RUNNER_SMOOTHER_RESULTS)
+    kws_runner_smoother_t;
 
 /* Return codes (negative) of the kws_runner_* functions. */
 enum {
@@ -80,7 +125,9 @@ enum {
     KWS_RUNNER_ERR_TENSORS = -6,    /* input/output type, shape or quantization unexpected */
     KWS_RUNNER_ERR_INVOKE = -7,     /* Invoke failed */
     KWS_RUNNER_ERR_SMOOTHER = -8,   /* kws_recognizer_* rejected a config or a result */
-    KWS_RUNNER_ERR_NOT_INIT = -9    /* used before a successful kws_runner_init */
+    KWS_RUNNER_ERR_NOT_INIT = -9,   /* used before a successful kws_runner_init */
+    KWS_RUNNER_ERR_SMOOTHER_RING = -10 /* window / stride need more results than the ring
+                                        * holds (KWS_RUNNER_SMOOTHER_RESULTS) */
 };
 
 /* Short English text for a return code, for logs. */
@@ -108,8 +155,9 @@ typedef void (*kws_runner_callback_t)(const kws_runner_event_t* event, void* use
  * kws_runner_init), so a static kws_runner_t needs no C++ start-up code. Its size is that of
  * its parts (the front-end's ring and FFT buffer, the int8 feature window, the smoother's
  * ring, TFLM's interpreter and op resolver objects), besides the caller's tensor arena; take
- * sizeof(kws_runner_t) on your target rather than a figure typed here. The feature window is
- * kept as int8 (each frame quantized as it arrives), a quarter of a float window.
+ * sizeof(kws_runner_t) on your target rather than a figure typed here (`python -m
+ * tinyspeech_tf.firmware_state` prints each part for Cortex-M4). The feature window is kept as
+ * int8 (each frame quantized as it arrives), a quarter of a float window.
  */
 typedef struct {
     uint32_t magic; /* set by a successful init */
@@ -119,7 +167,7 @@ typedef struct {
     int8_t window[TINYSPEECH_INPUT_SIZE]; /* last KWS_FE_NUM_FRAMES frames, quantized, oldest
                                            * first: the next model input */
     int32_t window_frames;                /* frames in it, saturating at KWS_FE_NUM_FRAMES */
-    kws_recognizer_t recognizer;
+    kws_runner_smoother_t smoother;
     int32_t frames;       /* frames since reset */
     int32_t until_invoke; /* new frames to skip before the next inference */
     int32_t inferences;   /* since reset */
@@ -144,7 +192,9 @@ typedef struct {
 void kws_runner_default_config(kws_runner_config_t* config);
 
 /*
- * Check that model_data matches model_settings.h (size and FNV-1a hash, catches a stale copy),
+ * Check the config (KWS_RUNNER_ERR_ARGUMENT, _SMOOTHER, _SMOOTHER_RING; a working runner stays
+ * working when it is refused), check that model_data matches model_settings.h (size and
+ * FNV-1a hash, catches a stale copy),
  * build the op resolver and interpreter in place, allocate tensors in arena (16-byte aligned,
  * TINYSPEECH_ARENA_SIZE bytes is enough), check the input/output tensors against
  * model_settings.h and reset the stream. config may be NULL (defaults). Returns KWS_RUNNER_OK

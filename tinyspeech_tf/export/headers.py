@@ -20,6 +20,7 @@ import numpy as np
 from tinyspeech_tf.export.c_array import byte_rows, c_float, c_string, comment_safe, int_rows
 from tinyspeech_tf.features import FrontendConfig
 from tinyspeech_tf.quantize import resolver_method
+from tinyspeech_tf.stream.smoother import SmootherConfig, results_needed
 
 MODEL_DATA_H = "model_data.h"
 MODEL_DATA_CC = "model_data.cc"
@@ -31,6 +32,8 @@ FILES = (MODEL_DATA_H, MODEL_DATA_CC, MODEL_SETTINGS_H, OP_RESOLVER_H, GOLDEN_H)
 # The MFCC tables header in firmware/common that model_settings.h checks itself against.
 TABLES_HEADER = "kws_frontend_tables.h"
 TFLITE_ALIGNMENT = 16  # TFLM reads the flatbuffer in place and needs 16-byte alignment
+# kws_runner.h's KWS_RUNNER_DEFAULT_INVOKE_EVERY without a detector: frames between inferences.
+RUNNER_DEFAULT_STRIDE_FRAMES = 2
 
 
 @dataclass(frozen=True)
@@ -178,6 +181,7 @@ def model_settings_h(s: Settings, prov: Provenance) -> str:
         _define("TINYSPEECH_ARENA_MARGIN", s.arena_margin, "bytes"),
         _define("TINYSPEECH_ARENA_SIZE", s.arena_size, "bytes, use this"),
         _detector_block(s),
+        _smoother_block(s),
         "\n#ifdef __cplusplus\n",
         "constexpr int kSampleRate = TINYSPEECH_SAMPLE_RATE;\n",
         "constexpr int kClipSamples = TINYSPEECH_CLIP_SAMPLES;\n",
@@ -231,6 +235,40 @@ def _detector_block(s: Settings) -> str:
         _define("TINYSPEECH_DETECTOR_WINDOW_MS", d.window_ms, "averaging window"),
         _define("TINYSPEECH_DETECTOR_MIN_COUNT", d.min_count, "results needed in the window"),
         _define("TINYSPEECH_DETECTOR_SUPPRESSION_MS", d.suppression_ms),
+    ])
+
+
+def smoother_capacity(s: Settings) -> tuple[int, int, str]:
+    """(classes, results, why) of the ring kws_runner's smoother needs for the default config:
+    the run's detector (stride, window, count) or, without one, the runner's default stride and
+    micro_speech's window and count. Why not a worst case: results the window cannot hold at
+    the stride in use are RAM a small board does not have to spare."""
+    step_ms = s.frontend.frame_step * 1000 // s.frontend.sample_rate
+    d = s.detector
+    if d is None:
+        default = SmootherConfig()
+        frames, window, count = (RUNNER_DEFAULT_STRIDE_FRAMES, default.average_window_ms,
+                                 default.minimum_count)
+        source = "the runner's default stride and micro_speech's window and count"
+    else:
+        frames, window, count = d.stride_ms // step_ms, d.window_ms, d.min_count
+        source = "the detector above"
+    results = results_needed(window, frames * step_ms, count)
+    why = (f"{source}: {window} ms / ({frames} x {step_ms} ms) + 1 = "
+           f"{window // (frames * step_ms) + 1}, at least minimum_count {count}")
+    return len(s.labels), results, why
+
+
+def _smoother_block(s: Settings) -> str:
+    """The ring kws_runner's smoother is built with (see smoother_capacity)."""
+    _, results, why = smoother_capacity(s)
+    return "".join([
+        "\n/* ---- smoother ring of kws_runner: classes x results, what the averaging window\n",
+        " * of the default config holds at its stride (both ends of the window count), from\n",
+        f" * {comment_safe(why)}.\n",
+        " * kws_runner_init refuses a config that needs more (KWS_RUNNER_ERR_SMOOTHER_RING). */\n",
+        _define("TINYSPEECH_SMOOTHER_CLASSES", "TINYSPEECH_LABEL_COUNT"),
+        _define("TINYSPEECH_SMOOTHER_RESULTS", results, "results the ring holds"),
     ])
 
 
