@@ -79,9 +79,12 @@ ablation: $(STAMP)
 zoo: $(STAMP)
 	$(VENV)/bin/tinyspeech zoo --readme README.md
 
+# The firmware tests, the front-end's Cortex-M4 code size, and the runner's RAM by part for the
+# shipped model (sizeof on a QEMU Cortex-M4; exits 1 if it exceeds its 4 KB budget).
 firmware-check: $(STAMP)
 	$(PY) -m pytest -q -m firmware tests
 	$(PY) -m tinyspeech_tf.frontend_c --sizes
+	$(PY) -m tinyspeech_tf.firmware_state
 
 bench-frontend: $(STAMP)
 	$(VENV)/bin/tinyspeech bench-frontend

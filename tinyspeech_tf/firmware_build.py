@@ -109,9 +109,11 @@ def compile_source(src: Path, include_dirs: Sequence[Path], obj: Path, target: s
 
 
 def build_program(sources: Sequence[Path], include_dirs: Sequence[Path], out: Path,
-                  target: str = "host", defines: Sequence[str] = ()) -> Path:
+                  target: str = "host", defines: Sequence[str] = (),
+                  system_dirs: Sequence[Path] = ()) -> Path:
     """Compile C (``.c``, C99) and C++ (``.cc``/``.cpp``, C++17) sources warning-free and link.
 
+    ``system_dirs`` (TFLM, a board's SDK) go in with -isystem (see :func:`compile_source`).
     ``target="qemu"`` builds for mps2-an386 with firmware/qemu/startup.c, the linker script and
     newlib semihosting; run the result with :func:`tinyspeech_tf.frontend_c.run_qemu`.
     Raises RuntimeError with the compiler output on any warning or error.
@@ -124,7 +126,7 @@ def build_program(sources: Sequence[Path], include_dirs: Sequence[Path], out: Pa
     if target == "qemu":
         srcs.insert(0, QEMU_DIR / "startup.c")
     objects = [str(compile_source(src, include_dirs, obj_dir / f"{i:02d}_{src.stem}.o",
-                                  target, defines))
+                                  target, defines, system_dirs=system_dirs))
                for i, src in enumerate(srcs)]
     link = [cxx[0]] if any(s.suffix != ".c" for s in srcs) else [cc[0]]
     if target == "qemu":

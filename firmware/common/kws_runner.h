@@ -20,10 +20,10 @@
  *
  * Default cadence: the run's detector stride (TINYSPEECH_DETECTOR_STRIDE_FRAMES) or, without
  * one, every 2 frames (40 ms, 25 inferences/s). Why not every frame: one frame of extra latency
- * is inaudible, the smoother's 1 s window still holds 26 results (well above minimum_count), and
- * the Cortex-M4 budget halves. If an inference (plus a frame of front-end) takes longer than
- * N * 20 ms the audio backlog grows without bound: raise invoke_every_frames (time it with the
- * callback's clock).
+ * is inaudible, the smoother's 1 s window still holds 1000 / 40 + 1 results (well above
+ * minimum_count), and the Cortex-M4 budget halves. If an inference (plus a frame of front-end)
+ * takes longer than N * 20 ms the audio backlog grows without bound: raise invoke_every_frames
+ * (time it with the callback's clock).
  *
  * Smoother ring: sized by the model and the stride in use, not for the worst case. It holds
  * TINYSPEECH_SMOOTHER_CLASSES (the label count) classes and KWS_RUNNER_SMOOTHER_RESULTS

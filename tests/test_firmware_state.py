@@ -1,0 +1,120 @@
+"""The runner's RAM by part: firmware/qemu/main_state.cc on QEMU (Cortex-M4) and
+tinyspeech_tf.firmware_state, which ``make firmware-check`` runs on the shipped model.
+
+The program prints sizeof(kws_runner_t) and every member's offset and size; the members must
+tile the struct (gaps only for alignment), the parts must add up to what is printed, the
+smoother must be the ring the export sized, and the runner's own state must fit 4,096 B.
+Skips without arm-none-eabi-g++ / qemu-system-arm, except in CI (CI=true): fails there.
+"""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from conftest import require_tools
+from tiny_export import make_export
+
+from tinyspeech_tf import firmware_state as FS
+
+pytestmark = pytest.mark.firmware
+
+ARM_TOOLS = ("arm-none-eabi-gcc", "arm-none-eabi-g++", "arm-none-eabi-size", "qemu-system-arm")
+KWS_RUNNER_MEMBERS = ("magic", "built", "config", "frontend", "window", "window_frames",
+                      "smoother", "frames", "until_invoke", "inferences", "has_time",
+                      "last_time_ms", "input_scale", "input_zero_point", "scores", "resolver",
+                      "interpreter", "input", "output", "resolver_storage",
+                      "interpreter_storage")
+
+
+def _define(text: str, name: str) -> int:
+    return int(re.search(rf"#define {name} (\d+)", text).group(1))
+
+
+@pytest.fixture(scope="module")
+def export_dir(tmp_path_factory):
+    return make_export(tmp_path_factory.mktemp("export"))
+
+
+@pytest.fixture(scope="module")
+def state(export_dir, tmp_path_factory) -> FS.RunnerState:
+    require_tools(*ARM_TOOLS)
+    return FS.measure(export_dir, tmp_path_factory.mktemp("state"))
+
+
+def test_members_tile_the_struct(state) -> None:
+    """Every member of kws_runner_t is listed (kws_runner.h's order), none overlaps, and the
+    only bytes between or after them are alignment padding."""
+    assert tuple(state.members) == KWS_RUNNER_MEMBERS
+    assert state.tflm == "mock"
+    end = 0
+    for name, (offset, size) in state.members.items():
+        assert size > 0, name
+        assert end <= offset < end + 8, (name, end, offset)  # alignment is at most 8 here
+        end = offset + size
+    assert end <= state.total < end + 8
+    assert 0 <= state.padding < 8 * len(state.members)
+
+
+def test_parts_are_the_exported_model_s_sizes(state, export_dir) -> None:
+    settings = (export_dir / "model_settings.h").read_text()
+    labels = _define(settings, "TINYSPEECH_LABEL_COUNT")
+    results = _define(settings, "TINYSPEECH_SMOOTHER_RESULTS")
+    assert state.ring == (labels, results) == (12, 26)
+    parts = state.parts()
+    assert parts["window"] == _define(settings, "TINYSPEECH_INPUT_SIZE") + 4  # int8 + count
+    # the smoother: its counters plus sums [classes], times [results] and the int8 scores
+    # [results x classes] (KWS_RECOGNIZER_STATE_BYTES); the counters are 15 int32
+    ring = 4 * labels + 4 * results + (labels * results + 3) // 4 * 4
+    assert parts["smoother"] == 15 * 4 + ring
+    fft, overlap = 4 * 512, 2 * (480 - 320)
+    assert fft + overlap <= parts["frontend"] <= fft + overlap + 16
+    tflm = sum(state.members[m][1] for m, _ in FS.TFLM_PARTS)
+    assert sum(parts.values()) == state.own == state.total - tflm
+    assert state.own <= FS.BUDGET_BYTES
+
+
+def test_make_firmware_check_prints_the_shipped_model_within_budget(capsys) -> None:
+    """What `make firmware-check` prints: the parts add up to the runner's own state, which
+    fits 4,096 B; TFLM's objects are not shown as measured (built against the mock)."""
+    require_tools(*ARM_TOOLS)
+    assert FS.main([]) == 0
+    out = capsys.readouterr().out
+    sizes = {m.group(1).strip(): int(m.group(2).replace(",", ""))
+             for m in re.finditer(r"^  (\S.*?)\s{2,}([\d,]+) B", out, re.M)}
+    own = sizes.pop("runner state without TFLM objects")
+    assert len(sizes) == 4 and sum(sizes.values()) == own <= FS.BUDGET_BYTES, out
+    assert re.search(r"smoother \(counters \+ result ring 12 x 3\)", out), out  # 250 ms / 100 ms
+    assert out.count("not measured here (built against the TFLM mock") == 2, out
+    reported = sum(FS.REPORTED_TFLM_BYTES.values())
+    assert "build reported" in out and f"{own + reported:,} B" in out, out
+
+
+def test_report_with_real_tflm_shows_its_objects_and_no_reported_figures() -> None:
+    members = {"frontend": (0, 2000), "window": (2000, 490), "window_frames": (2492, 4),
+               "smoother": (2496, 156), "magic": (2652, 4), "resolver_storage": (2656, 400),
+               "interpreter_storage": (3056, 1200)}
+    state = FS.RunnerState(4256, members, (12, 3), "real")
+    lines, fits = FS.report(state, "runs/x")
+    text = "\n".join(lines)
+    assert fits and state.own == 2656 and "2,656 B  (fits 4,096 B)" in text
+    assert "TFLM op resolver" in text and "400 B" in text and "1,200 B" in text
+    assert "reported" not in text and "not measured" not in text
+    over = FS.RunnerState(6256, {**members, "frontend": (0, 4000)}, (12, 3), "mock")
+    lines, fits = FS.report(over, "runs/x")
+    assert not fits and "EXCEEDS 4,096 B" in "\n".join(lines)
+
+
+def test_bad_input_is_one_line_exit_2(tmp_path, capsys) -> None:
+    def fails(argv: list[str], *fragments: str) -> None:
+        assert FS.main(argv) == 2
+        err = capsys.readouterr().err
+        assert len(err.strip().splitlines()) == 1 and "Traceback" not in err, err
+        for fragment in fragments:
+            assert fragment in err, err
+
+    require_tools(*ARM_TOOLS)
+    fails(["--export", str(tmp_path)], "no model_settings.h")
+    fails(["--tflm", str(tmp_path / "nope")], "--tflm", "no such directory")
+    fails(["--run", str(tmp_path / "nope")], "nope")
+    fails(["--tflm", str(tmp_path)], "--tflm", "does not build")  # no TFLM headers there
