@@ -3,7 +3,7 @@
  *
  * The on-board PDM microphone delivers 16 kHz mono PCM; the PDM callback (interrupt context)
  * only copies it into a ring buffer. loop() feeds the buffered audio to kws_runner (MFCC
- * front-end -> int8 TFLM model every 2 frames -> posterior smoother, firmware/common) and, on
+ * front-end -> int8 TFLM model at the exported stride -> posterior smoother, firmware/common) and, on
  * a detection, prints the keyword on Serial and lights the LED (green "yes", red "no", blue
  * any other keyword, plus the orange LED_BUILTIN) for half a second.
  *
