@@ -148,9 +148,10 @@ def _fake_tfds_load(examples):
     return fake_load
 
 
-def test_tfds_source_with_stubbed_builder(monkeypatch) -> None:
+def test_tfds_source_with_stubbed_builder(monkeypatch, tmp_path) -> None:
     import tensorflow_datasets as tfds
 
+    monkeypatch.setenv("TINYSPEECH_CACHE", str(tmp_path))
     names = list(S.TFDS_LABELS)  # down go left no off on right stop up yes _silence_ _unknown_
     examples = [
         (np.full(16000, 1000, np.int16), names.index("yes"), "train"),
@@ -169,6 +170,17 @@ def test_tfds_source_with_stubbed_builder(monkeypatch) -> None:
     assert train.waveforms[1, 7999] == pytest.approx(-2000 / 32768)
     assert train.waveforms[1, 8000] == 0.0
     assert src.split("validation").counts()["_unknown_"] == 1
+    # Streamed once into an int16 cache of the split; a second load reads only the cache.
+    cache = sorted((tmp_path / "tfds").glob("train-*.i16"))
+    assert len(cache) == 1 and cache[0].stat().st_size == 3 * 16000 * 2
+
+    def no_stream(_ds):
+        raise AssertionError("the split was streamed again")
+
+    monkeypatch.setattr(tfds, "as_numpy", no_stream)
+    again = S.load("tfds:/nonexistent/tfds_dir", splits=("train",), unknown_fraction=None)
+    np.testing.assert_array_equal(np.asarray(again.split("train").waveforms),
+                                  np.asarray(train.waveforms))
 
 
 def test_tfds_unavailable_is_a_user_error(monkeypatch) -> None:

@@ -15,11 +15,20 @@ import numpy as np
 from tinyspeech_tf.errors import UserError
 
 
-def features_of(waveforms: np.ndarray, frontend) -> np.ndarray:
-    """[N, frames, mfcc, 1] float32 model inputs for a batch of 1 s waveforms."""
+def features_of(waveforms, frontend) -> np.ndarray:
+    """[N, frames, mfcc, 1] float32 model inputs for 1 s waveforms: an array, or clips read a
+    chunk at a time (a whole split is featurised without holding its audio)."""
+    from tinyspeech_tf.data.clips import Clips
     from tinyspeech_tf.features import features_from_samples
 
-    return features_from_samples(waveforms, frontend)[..., None]
+    if not isinstance(waveforms, Clips):
+        return features_from_samples(waveforms, frontend)[..., None]
+    out = np.zeros((len(waveforms), *frontend.feature_shape, 1), dtype=np.float32)
+    done = 0
+    for chunk in waveforms.chunks():
+        out[done:done + len(chunk)] = features_from_samples(chunk, frontend)[..., None]
+        done += len(chunk)
+    return out
 
 
 def accuracy_report(labels: np.ndarray, predicted: np.ndarray, names: tuple[str, ...]) -> dict:

@@ -216,7 +216,7 @@ def measure(*, data: str | None, peers: str, models: str | None = None,
     speed = None
     if frontend:
         log("front-end: Python clips/s and C us/frame")
-        speed = frontend_speed(val.split.waveforms if val is not None else
+        speed = frontend_speed(np.asarray(val.split.waveforms) if val is not None else
                                np.random.default_rng(seed).uniform(-0.5, 0.5, (64, 16000))
                                .astype(np.float32))
 

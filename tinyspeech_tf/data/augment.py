@@ -201,7 +201,9 @@ def make_dataset(split: Split, *, batch_size: int, training: bool,
     ``training`` turns on shuffling and augmentation (``augment`` overrides the defaults);
     validation/test data pass through untouched and in order. ``epoch`` is the first epoch
     number (for resuming) and ``epochs`` how many to yield (None: repeat forever). Features
-    are not computed here: callers ``.map`` their front-end over the result.
+    are not computed here: callers ``.map`` their front-end over the result. Clips are read
+    per batch (:class:`~tinyspeech_tf.data.clips.Clips`), so the pipeline's memory does not
+    grow with the split.
     """
     from tinyspeech_tf._compat import tf
 
@@ -212,7 +214,7 @@ def make_dataset(split: Split, *, batch_size: int, training: bool,
         raise UserError(f"batch size must be at least 1 (got {batch_size})")
     shuffle = training if shuffle is None else shuffle
     config = (augment or AugmentConfig()) if training else None
-    waves = tf.constant(split.waveforms, dtype=tf.float32)
+    clips = split.waveforms
     labels = tf.constant(split.labels, dtype=tf.int32)
     table = _noise_table(background_noise) if config is not None else None
     if table is not None:
@@ -232,8 +234,13 @@ def make_dataset(split: Split, *, batch_size: int, training: bool,
         batches = tf.data.Dataset.from_tensor_slices(idx).batch(batch_size, drop_remainder)
         return batches.enumerate().map(lambda b, i: (e, b, i))
 
+    def read(idx):
+        """The batch's clips, read now: memory holds batches in flight, not the split."""
+        return clips.read(idx)
+
     def load(e, b, idx):
-        x = tf.gather(waves, idx)
+        x = tf.numpy_function(read, [idx], tf.float32, stateful=False)
+        x.set_shape([None, CLIP_SAMPLES])
         y = tf.gather(labels, idx)
         if config is not None:
             key = tf.stack([seed64, e * _BATCHES_PER_EPOCH_KEY + b])

@@ -1,8 +1,10 @@
-"""Load keyword-spotting data from tfds or local folders into one in-memory form.
+"""Load keyword-spotting data from tfds or local folders into one form.
 
 Why one form: training, evaluation and export code should not care where clips came from, so
-every source becomes :class:`Split` objects (float32 waveforms, int32 labels, the label order,
-the file of each example) plus the background-noise clips used for augmentation and silence.
+every source becomes :class:`Split` objects (waveforms read on demand, int32 labels, the label
+order, the file of each example) plus the background-noise clips used for augmentation and
+silence. Loading lists and checks the files but reads no audio (:mod:`.clips`), so memory does
+not grow with the dataset.
 
 Three sources, picked by :func:`load`:
 
@@ -24,6 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from tinyspeech_tf.audio import fit_length, read_wav
+from tinyspeech_tf.data.clips import NOISE, Clips, as_clips, check_clips
 from tinyspeech_tf.data.protocol import (
     CLIP_SAMPLES,
     LABELS,
@@ -55,21 +58,22 @@ KIND_DESCRIPTIONS = {
 
 @dataclass
 class Split:
-    """One split in memory: waveforms ``[N, 16000]`` float32 in [-1, 1), labels ``[N]`` int32.
+    """One split: waveforms ``[N, 16000]`` float32 in [-1, 1) (a :class:`~.clips.Clips`, read
+    when indexed; an array given here is wrapped), labels ``[N]`` int32.
 
     ``label_names`` travels with the arrays so a consumer never assumes an order; ``paths``
     names the origin of each example (a file, or ``file@offset`` for silence cut from noise) so
     errors and mistakes can be traced back to a clip.
     """
 
-    waveforms: np.ndarray
+    waveforms: Clips
     labels: np.ndarray
     label_names: tuple[str, ...] = LABELS
     paths: list[str] = field(default_factory=list)
     name: str = ""
 
     def __post_init__(self) -> None:
-        self.waveforms = np.asarray(self.waveforms, dtype=np.float32).reshape(-1, CLIP_SAMPLES)
+        self.waveforms = as_clips(self.waveforms)
         self.labels = np.asarray(self.labels, dtype=np.int32).reshape(-1)
         if len(self.waveforms) != len(self.labels):
             raise ValueError(f"{len(self.waveforms)} waveforms but {len(self.labels)} labels")
@@ -135,19 +139,10 @@ def _is_wav(name: str) -> bool:
     return name.lower().endswith(".wav") and not name.startswith(".")
 
 
-def _read_clip(path: str) -> np.ndarray:
-    """Read one clip and fit it to 1 s; read_wav's errors already name the file."""
-    samples, _ = read_wav(path, mix_to_mono=False)  # a stereo clip in a dataset is a mistake
-    if samples.size == 0:
-        raise UserError(f"{path}: empty clip (no audio samples); delete or re-record it")
-    return fit_length(samples, CLIP_SAMPLES)
-
-
-def _read_clips(paths: list[str]) -> np.ndarray:
-    out = np.zeros((len(paths), CLIP_SAMPLES), dtype=np.float32)
-    for i, path in enumerate(paths):
-        out[i] = _read_clip(path)
-    return out
+def _clips_of_files(paths: list[str]) -> Clips:
+    """The files as unread clips, each header checked now."""
+    check_clips(paths)
+    return Clips.of_files(paths)
 
 
 def load_noise_dir(folder: str | os.PathLike) -> tuple[list[np.ndarray], list[str]]:
@@ -167,27 +162,36 @@ def load_noise_dir(folder: str | os.PathLike) -> tuple[list[np.ndarray], list[st
     return clips, paths
 
 
-def cut_silence(noise: list[np.ndarray], count: int, rng: np.random.Generator,
-                noise_paths: list[str] | None = None,
-                max_volume: float = 1.0) -> tuple[np.ndarray, list[str]]:
+def silence_clips(noise: list[np.ndarray], count: int, rng: np.random.Generator,
+                  noise_paths: list[str] | None = None,
+                  max_volume: float = 1.0) -> tuple[Clips, list[str]]:
     """``count`` 1 s silence examples cut from random places of the noise clips.
 
     Each gets a random volume uniform in [0, max_volume], so the model sees both near-digital
     silence and loud room noise as "no keyword"; with no noise clips they are all zeros (the TF
-    speech_commands example's silence).
+    speech_commands example's silence). Only where to cut is drawn here; the cuts are made when
+    read.
     """
-    out = np.zeros((count, CLIP_SAMPLES), dtype=np.float32)
-    names = []
-    for i in range(count):
+    rows, names = [], []
+    for _ in range(count):
         if not noise:
+            rows.append((NOISE, 0, 0, 0.0))
             names.append("zeros")
             continue
         k = int(rng.integers(len(noise)))
         start = int(rng.integers(len(noise[k]) - CLIP_SAMPLES + 1))
-        out[i] = noise[k][start:start + CLIP_SAMPLES] * rng.uniform(0.0, max_volume)
+        rows.append((NOISE, k, start, rng.uniform(0.0, max_volume)))
         src = noise_paths[k] if noise_paths else f"noise{k}"
         names.append(f"{src}@{start}")
-    return out, names
+    return Clips(rows, noise or [np.zeros(CLIP_SAMPLES, np.float32)]), names
+
+
+def cut_silence(noise: list[np.ndarray], count: int, rng: np.random.Generator,
+                noise_paths: list[str] | None = None,
+                max_volume: float = 1.0) -> tuple[np.ndarray, list[str]]:
+    """:func:`silence_clips`, read: ``[count, 16000]`` float32 and their names."""
+    clips, names = silence_clips(noise, count, rng, noise_paths, max_volume)
+    return np.asarray(clips), names
 
 
 def cap_unknown(labels: np.ndarray, fraction: float | None, rng: np.random.Generator,
@@ -211,7 +215,7 @@ def cap_unknown(labels: np.ndarray, fraction: float | None, rng: np.random.Gener
 
 
 def _subset(split: Split, idx: np.ndarray) -> Split:
-    return Split(split.waveforms[idx], split.labels[idx], split.label_names,
+    return Split(split.waveforms.take(idx), split.labels[idx], split.label_names,
                  [split.paths[i] for i in idx], split.name)
 
 
@@ -333,13 +337,13 @@ def load_archive(root: str | os.PathLike, *, splits: tuple[str, ...] = SPLITS, s
                 keep = np.sort(np.concatenate([keep[labels != labels_order.index(UNKNOWN)],
                                                chosen]))
         paths = [items[i][0] for i in keep]
-        waves = _read_clips(paths)
+        waves = _clips_of_files(paths)
         labels = labels[keep]
         n_sil = int(round(n_known * silence_fraction / max(1e-9, 1 - (unknown_fraction or 0)
                                                             - silence_fraction)))
         if n_known and n_sil:
-            sil, sil_names = cut_silence(noise, n_sil, rng, noise_paths)
-            waves = np.concatenate([waves, sil])
+            sil, sil_names = silence_clips(noise, n_sil, rng, noise_paths)
+            waves = Clips.concat([waves, sil])
             labels = np.concatenate([labels, np.full(n_sil, labels_order.index(SILENCE),
                                                      np.int32)])
             paths += sil_names
@@ -366,7 +370,7 @@ def _load_12class_folder(folder: Path, split: str) -> Split:
             if _is_wav(name):
                 paths.append(str(folder / label / name))
                 labels.append(index)
-    return Split(_read_clips(paths), np.array(labels, dtype=np.int32), LABELS, paths, split)
+    return Split(_clips_of_files(paths), np.array(labels, dtype=np.int32), LABELS, paths, split)
 
 
 def load_12class(root: str | os.PathLike, *, splits: tuple[str, ...] = SPLITS, seed: int = 0,
@@ -407,14 +411,62 @@ def load_12class(root: str | os.PathLike, *, splits: tuple[str, ...] = SPLITS, s
     return Source(KIND_12CLASS, str(root), out, noise, noise_paths)
 
 
+def cache_dir() -> Path:
+    """Where caches go: ``$TINYSPEECH_CACHE`` or the checkout's ``.cache/``."""
+    return Path(os.environ.get("TINYSPEECH_CACHE") or repo_root() / ".cache")
+
+
+def _tfds_cache(ds, info, data_dir: str | None, split: str, lut: np.ndarray
+                ) -> tuple[Clips, np.ndarray]:
+    """A TFDS split as clips of a one-time int16 cache (rows in TFDS order) and its labels.
+
+    The cache is keyed by the builder's version and data folder, so another version or folder
+    gets its own; a killed run leaves no cache (it is renamed into place when whole)."""
+    import hashlib
+    import json
+
+    from tinyspeech_tf.data.clips import of_int16_cache, write_int16_cache
+
+    version = str(getattr(info, "version", "")) if info is not None else ""
+    try:
+        examples = int(info.splits[split].num_examples)
+    except (AttributeError, KeyError, TypeError, ValueError):
+        examples = -1
+    key = hashlib.sha256(json.dumps([os.path.abspath(data_dir) if data_dir else "",
+                                     version, split, examples]).encode()).hexdigest()[:16]
+    folder = cache_dir() / "tfds"
+    folder.mkdir(parents=True, exist_ok=True)
+    pcm, meta = folder / f"{split}-{key}.i16", folder / f"{split}-{key}.labels.npy"
+    if not (pcm.is_file() and meta.is_file()):
+        import tensorflow_datasets as tfds
+
+        raw: list[int] = []
+
+        def clips():
+            for example in tfds.as_numpy(ds):
+                audio = np.asarray(example["audio"])
+                if audio.dtype == np.int16:
+                    audio = audio.astype(np.float32) / 32768.0
+                raw.append(int(example["label"]))
+                yield fit_length(audio, CLIP_SAMPLES)
+
+        write_int16_cache(pcm, clips())
+        tmp = meta.with_name(f".{meta.name}.tmp{os.getpid()}.npy")
+        np.save(tmp, np.array(raw, dtype=np.int64))
+        os.replace(tmp, meta)
+    raw_labels = np.load(meta)
+    return of_int16_cache(pcm, len(raw_labels)), lut[raw_labels].astype(np.int32)
+
+
 def load_tfds(data_dir: str | None = None, *, splits: tuple[str, ...] = SPLITS, seed: int = 0,
               unknown_fraction: float | None = 0.1,
               noise_dir: str | os.PathLike | None = None, download: bool = False) -> Source:
     """TFDS ``speech_commands``, its labels mapped to ours by name.
 
-    Never downloads unless ``download`` (the archive is 2.3 GB and needs internet). Whole
-    splits are materialised as float32 (the full train split is ~5 GB), which suits the small
-    splits and machines with the memory; ``_unknown_`` is capped like the other sources.
+    Never downloads unless ``download`` (the archive is 2.3 GB and needs internet). TFDS
+    gives no random access to an example, so each split is streamed once into an int16 cache
+    (:func:`_tfds_cache`) and read from there like files; ``_unknown_`` is capped like the
+    other sources.
     """
     import tensorflow_datasets as tfds
 
@@ -440,16 +492,9 @@ def load_tfds(data_dir: str | None = None, *, splits: tuple[str, ...] = SPLITS, 
             except (AttributeError, KeyError, TypeError):
                 pass
         lut = np.array([LABELS.index(word_to_label(n)) for n in names], dtype=np.int32)
-        waves, labels = [], []
-        for example in tfds.as_numpy(ds):
-            audio = np.asarray(example["audio"])
-            if audio.dtype == np.int16:
-                audio = audio.astype(np.float32) / 32768.0
-            waves.append(fit_length(audio, CLIP_SAMPLES))
-            labels.append(lut[int(example["label"])])
+        waves, labels = _tfds_cache(ds, info, data_dir, split, lut)
         paths = [f"tfds:{TFDS_NAME}/{split}[{i}]" for i in range(len(labels))]
-        loaded = Split(np.stack(waves) if waves else np.zeros((0, CLIP_SAMPLES), np.float32),
-                       np.array(labels, dtype=np.int32), LABELS, paths, split)
+        loaded = Split(waves, labels, LABELS, paths, split)
         keep = cap_unknown(loaded.labels, unknown_fraction, _split_seed(seed, split))
         out[split] = _subset(loaded, keep) if len(keep) != len(loaded) else loaded
     if out and not any(len(s) for s in out.values()):
