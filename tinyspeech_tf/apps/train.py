@@ -49,6 +49,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "`tinyspeech pretrained`) or a run directory of the same model; "
                              "the classifier starts fresh when the labels differ (fine-tuning "
                              "for small custom --words sets)")
+    parser.add_argument("--strategy", default=defaults.strategy,
+                        choices=("default", "mirrored", "multiworker"),
+                        help="tf.distribute: one device (default), every local GPU "
+                             "(mirrored) or the machines of TF_CONFIG (multiworker); "
+                             "--batch-size is the global batch, split across replicas")
     parser.add_argument("--resume", action="store_true",
                         help="continue the run in --out from its last completed epoch")
 
@@ -74,7 +79,7 @@ def run(args: argparse.Namespace) -> int:
                          max_steps_per_epoch=args.max_steps_per_epoch,
                          words=[w.strip() for w in args.words.split(",") if w.strip()]
                          if args.words else None, init_from=args.init_from,
-                         **recipe_fields(args))
+                         strategy=args.strategy, **recipe_fields(args))
     if args.resume and "epochs" not in recipe_fields(args):
         # Without --epochs a resumed run keeps its own length, not the default's.
         from tinyspeech_tf.runs import training_config

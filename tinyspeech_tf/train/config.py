@@ -78,6 +78,9 @@ class TrainConfig:
     # model) or a run directory of the same model; the classifier starts fresh if the label
     # count differs. None: random initialisation.
     init_from: str | None = None
+    # tf.distribute strategy (tinyspeech_tf.train.distribute): "default" (one device),
+    # "mirrored" (local GPUs) or "multiworker" (TF_CONFIG); batch_size is the global batch.
+    strategy: str = "default"
 
     @classmethod
     def from_dict(cls, data: dict) -> TrainConfig:
@@ -105,10 +108,11 @@ def load_source(data: str, seed: int, words: list | None = None):
 
 def concat_splits(first, second):
     """``first`` followed by ``second`` relabelled into ``first``'s label order."""
+    from tinyspeech_tf.data.clips import Clips
     from tinyspeech_tf.data.sources import Split, remap_labels
 
     second = remap_labels(second, first.label_names)
-    return Split(np.concatenate([first.waveforms, second.waveforms]),
+    return Split(Clips.concat([first.waveforms, second.waveforms]),
                  np.concatenate([first.labels, second.labels]), first.label_names,
                  first.paths + second.paths, first.name)
 
@@ -138,6 +142,10 @@ def check_config(config: TrainConfig) -> None:
         raise UserError("--time-shift-ms and the SpecAugment mask options must be >= 0")
     if not 0.0 <= config.stream_windows <= 1.0:
         raise UserError(f"--stream-windows {config.stream_windows}: a fraction in [0, 1]")
+    from tinyspeech_tf.train.distribute import STRATEGIES
+
+    if config.strategy not in STRATEGIES:
+        raise UserError(f"--strategy {config.strategy}: choose one of {', '.join(STRATEGIES)}")
     if config.words is not None:
         from tinyspeech_tf.data.protocol import labels_for
 

@@ -10,6 +10,7 @@ plots and a model card. ``checkpoints/`` holds the last epoch's model and optimi
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import gc
 import json
@@ -179,6 +180,14 @@ def train(config: TrainConfig, resume: bool = False, verbose: int = 1,
                             f"({saved.epochs} float, then QAT); give at least "
                             f"{min(done, saved.epochs)} float epochs before QAT starts, or "
                             "omit --epochs to keep the run's own")
+    from tinyspeech_tf.train import distribute
+
+    strategy = distribute.make_strategy(config.strategy)
+    if not distribute.is_chief(config.strategy):
+        # Another worker writes the run; this one keeps its own checkpoints (for --resume on
+        # this machine) in a folder of its own, and nothing a reader of the run looks at.
+        out = out / f"worker-{distribute.tf_config()['task'].get('index', 0)}"
+        ckpt_dir, state_path = out / "checkpoints", out / "checkpoints" / "state.json"
     ckpt_dir.mkdir(parents=True, exist_ok=True)
     config_text = json.dumps(dataclasses.asdict(config), indent=2)
     _write_atomic(out / TRAINING_CONFIG, config_text)
@@ -204,6 +213,10 @@ def train(config: TrainConfig, resume: bool = False, verbose: int = 1,
     if config.max_steps_per_epoch:
         steps = min(steps, config.max_steps_per_epoch)
 
+    # Variables made from here on (models, optimizers, QAT copies) are the strategy's: mirrored
+    # across its replicas, which split each --batch-size batch between them.
+    scope = contextlib.ExitStack()
+    scope.enter_context(strategy.scope())
     initial_epoch, best = 0, {"val_accuracy": -1.0, "epoch": 0}
     qat_best = {"val_accuracy": -1.0, "epoch": 0}
     history: dict[str, list] = {}
@@ -254,6 +267,8 @@ def train(config: TrainConfig, resume: bool = False, verbose: int = 1,
         ds = make_dataset(train_split, batch_size=config.batch_size, training=True,
                           background_noise=source.background_noise, seed=config.seed,
                           epoch=epoch, epochs=1, augment=augment)
+        if config.strategy == "multiworker":
+            ds = distribute.shard_by_data(ds)
 
         def prepare(batch, x, y):
             x = model_features(x, frontend)
@@ -370,6 +385,7 @@ def train(config: TrainConfig, resume: bool = False, verbose: int = 1,
         qat_ckpt.read(os.fspath(ckpt_dir / "qat_best")).assert_consumed()
         qat_val = qat_model.evaluate(val_x, val_targets, verbose=0, return_dict=True)
         tflite_bytes = quantize.convert_int8(qat_model, calib, per_channel=per_channel)
+    scope.close()
     train_seconds = time.time() - started
 
     float_val = model.evaluate(val_x, val_targets, verbose=0, return_dict=True)
@@ -407,6 +423,7 @@ def train(config: TrainConfig, resume: bool = False, verbose: int = 1,
         "arena_bytes": tflm.arena_bytes(tflite_bytes),
         "ops": quantize.op_set(tflite_bytes),
         "train_seconds": round(train_seconds, 1),
+        "strategy": {"name": config.strategy, "replicas": int(strategy.num_replicas_in_sync)},
         "frontend": {"name": config.frontend, "feature_shape": list(frontend.feature_shape)},
     }
     if config.spec is not None:
