@@ -5,7 +5,8 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
 .PHONY: install test lint train train-real pretrained ablation zoo firmware-check bench-frontend \
-    export-tflite stream-report bench explore seeds synthetic-report recipe variants clean
+    export-tflite stream-report bench bench-scale explore seeds synthetic-report recipe variants \
+    clean
 
 MODEL ?= tinyspeech_m
 # The run export-tflite reads: by default the shipped pretrained TinySpeech-M (trained on real
@@ -131,6 +132,12 @@ BENCH_ARGS ?=
 
 bench: $(STAMP)
 	$(VENV)/bin/tinyspeech bench $(if $(wildcard $(REAL)),--data $(REAL)) $(BENCH_ARGS)
+
+# Training cost as the dataset grows: a 105,000-clip archive in the official layout is built
+# once in .cache/scale (about 3.4 GB) from the real and synthetic clips, then one epoch of
+# TinySpeech-M at 10K, 40K and 105K clips -> bench/scale.{json,md} (peak RSS, clips/s, first batch).
+bench-scale: $(STAMP)
+	$(VENV)/bin/tinyspeech bench-scale --real $(REAL)
 
 # Architecture search under deployment limits (optuna; see tinyspeech_tf/explore/) on REAL:
 # EXPLORE_TRIALS trained architectures (infeasible samples are pruned before training and do

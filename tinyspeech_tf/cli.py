@@ -46,6 +46,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
                     "choose the detector on one stream, test it on another, per stride"),
     "bench": ("tinyspeech_tf.apps.bench",
               "zoo vs peer int8 models: accuracy, size, arena, interleaved TFLM latency"),
+    "bench-scale": ("tinyspeech_tf.apps.bench_scale",
+                    "one training epoch at 10K/40K/105K clips: peak memory, clips/s, first batch"),
     "compress": ("tinyspeech_tf.apps.compress",
                  "cluster a run's int8 weights and TFLM LUT-compress them; score and check"),
     "explore": ("tinyspeech_tf.apps.explore",

@@ -145,6 +145,8 @@ def train(config: TrainConfig, resume: bool = False, verbose: int = 1,
     from tinyspeech_tf.quantize import pruning, qat
     from tinyspeech_tf.zoo import profile
 
+    begun = time.time()
+    timing: dict = {"first_batch_seconds": None, "epoch_train_seconds": []}
     frontend = frontend_named(config.frontend)
     if config.spec is not None:
         config = dataclasses.replace(config, spec=zoo.load_spec(config.spec)[0])
@@ -327,13 +329,29 @@ def train(config: TrainConfig, resume: bool = False, verbose: int = 1,
             print(f"epoch {epoch + 1}/{total} ({self.phase}, {steps} steps, "
                   f"{time.time() - self.started:.1f} s): {figures}", flush=True)
 
+    class Timing(keras.callbacks.Callback):
+        """Seconds from the command's start to the first trained batch (loading, checking and
+        the first read included), and each epoch's training time without its validation."""
+
+        def on_epoch_begin(self, epoch, logs=None):
+            self.started, self.training = time.time(), True
+
+        def on_train_batch_end(self, batch, logs=None):
+            if timing["first_batch_seconds"] is None:
+                timing["first_batch_seconds"] = round(time.time() - begun, 2)
+
+        def on_test_begin(self, logs=None):
+            if self.training:
+                timing["epoch_train_seconds"].append(round(time.time() - self.started, 2))
+                self.training = False
+
     def fit(net, first: int, last: int, callback, extra: tuple = ()) -> None:
         tensorboard = keras.callbacks.TensorBoard(os.fspath(out / "logs"))
         line = (EpochLine("float" if last <= config.epochs else "QAT"),) if verbose else ()
         for epoch in range(first, last):
             net.fit(epoch_data(epoch), epochs=epoch + 1, initial_epoch=epoch,
                     validation_data=(val_x, val_targets), verbose=0,
-                    callbacks=[*extra, callback, tensorboard, *line])
+                    callbacks=[*extra, callback, tensorboard, Timing(), *line])
             # Each epoch's dataset holds copies of the training clips and noise as tensors,
             # kept alive by reference cycles until the cyclic collector runs, which large
             # tensors do not trigger: without this a 150-epoch run grew by gigabytes.
@@ -424,6 +442,9 @@ def train(config: TrainConfig, resume: bool = False, verbose: int = 1,
         "ops": quantize.op_set(tflite_bytes),
         "train_seconds": round(train_seconds, 1),
         "strategy": {"name": config.strategy, "replicas": int(strategy.num_replicas_in_sync)},
+        # This process's share (a resumed run times only the epochs it ran).
+        "timing": {**timing, "clips_per_epoch": min(steps * config.batch_size,
+                                                    len(train_split))},
         "frontend": {"name": config.frontend, "feature_shape": list(frontend.feature_shape)},
     }
     if config.spec is not None:
