@@ -106,6 +106,12 @@ def load_source(data: str, seed: int, words: list | None = None):
     return data_mod.load(data, seed=seed, words=None if words is None else tuple(words))
 
 
+def uses_synthetic(config: TrainConfig) -> bool:
+    """Whether the run trains on the generated synthetic set (whose content depends on the
+    generator's version, not on anything in the config)."""
+    return config.data == "synthetic" or "synthetic" in config.extra_train
+
+
 def concat_splits(first, second):
     """``first`` followed by ``second`` relabelled into ``first``'s label order."""
     from tinyspeech_tf.data.clips import Clips

@@ -33,7 +33,7 @@ from tinyspeech_tf.runs import (
     write_golden,
 )
 from tinyspeech_tf.train.card import model_card, plot_confusion, plot_curves
-from tinyspeech_tf.train.config import TrainConfig, concat_splits, load_source
+from tinyspeech_tf.train.config import TrainConfig, concat_splits, load_source, uses_synthetic
 
 
 def _save_keras(model, path: Path) -> None:
@@ -460,6 +460,10 @@ def train(config: TrainConfig, resume: bool = False, verbose: int = 1,
             "teacher_val_accuracy": float(np.mean(teacher_pred == val_y))}
     if config.init_from is not None:
         metrics["init_from"] = config.init_from
+    if uses_synthetic(config):
+        from tinyspeech_tf.data.synth import GENERATOR_VERSION
+
+        metrics["synthetic_generator"] = GENERATOR_VERSION
     metrics["augmentation"] = {
         "time_shift_ms": config.time_shift_ms, "label_smoothing": config.label_smoothing,
         "stream_windows": config.stream_windows,

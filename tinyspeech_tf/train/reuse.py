@@ -8,7 +8,7 @@ from pathlib import Path
 
 from tinyspeech_tf.errors import UserError
 from tinyspeech_tf.runs import CONFIG, METRICS, read_json_object
-from tinyspeech_tf.train.config import TrainConfig
+from tinyspeech_tf.train.config import TrainConfig, uses_synthetic
 from tinyspeech_tf.train.loop import train
 
 
@@ -38,6 +38,12 @@ def finished_metrics(config: TrainConfig) -> dict | None:
                                                                **config.model_kwargs)
         except (KeyError, TypeError):
             same = False
+    if same and uses_synthetic(config):
+        # The synthetic set is regenerated when its generator changes: a run of an older set
+        # is of other data under the same config.
+        from tinyspeech_tf.data.synth import GENERATOR_VERSION
+
+        same = metrics.get("synthetic_generator") == GENERATOR_VERSION
     return metrics if same else None
 
 
