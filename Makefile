@@ -52,7 +52,7 @@ train-real: $(STAMP)
 # front-end, metrics, card, detector, SHA256SUMS), trained by the `real` recipe into
 # runs/real/<model> (finished runs are kept); the detector of TinySpeech-M is chosen by
 # `make stream-report` first.
-PRETRAINED_MODELS ?= tinyspeech_m tinyspeech_x tinyspeech_y tinyspeech_z ds_cnn
+PRETRAINED_MODELS ?= tinyspeech_m tinyspeech_x tinyspeech_y tinyspeech_z tinyspeech_m_explored ds_cnn
 
 pretrained: $(STAMP)
 	for m in $(PRETRAINED_MODELS); do \

@@ -12,9 +12,9 @@ from tinyspeech_tf.cli import main
 from tinyspeech_tf.errors import UserError
 from tinyspeech_tf.zoo import profile
 
-ALL = ["tinyspeech_x", "tinyspeech_y", "tinyspeech_z", "tinyspeech_m", "tiny_conv", "ds_cnn",
-       "ds_cnn_m"]
-TINYSPEECH = ALL[:4]
+ALL = ["tinyspeech_x", "tinyspeech_y", "tinyspeech_z", "tinyspeech_m", "tinyspeech_m_explored",
+       "tiny_conv", "ds_cnn", "ds_cnn_m"]
+TINYSPEECH = ALL[:5]
 
 
 @functools.cache
@@ -37,7 +37,7 @@ def test_builders_take_shape_and_classes():
     assert model.output_shape == (None, 5)
 
 
-@pytest.mark.parametrize("name", TINYSPEECH)
+@pytest.mark.parametrize("name", [n for n in TINYSPEECH if n in zoo.PAPER])
 def test_params_within_ten_percent_and_macs_within_paper(name):
     model = zoo.get(name)
     paper = zoo.PAPER[name]
@@ -65,6 +65,16 @@ def _trained_like_qat_int8(name: str) -> bytes:
     from tinyspeech_tf.quantize import cost
 
     return cost.int8_flatbuffer(zoo.get(name), cost.per_channel(name))
+
+
+def test_explored_design_keeps_within_tinyspeech_m():
+    """The explored design was searched under M's limits: no more parameters, flatbuffer bytes
+    or arena than M, and M's ops only."""
+    m = _trained_like_qat_int8("tinyspeech_m")
+    e = _trained_like_qat_int8("tinyspeech_m_explored")
+    assert zoo.get("tinyspeech_m_explored").count_params() <= zoo.get("tinyspeech_m").count_params()
+    assert len(e) <= len(m) and tflm.arena_bytes(e) <= tflm.arena_bytes(m)
+    assert set(quantize.op_set(e)) <= set(quantize.op_set(m))
 
 
 def test_equal_footprint_ds_cnn_fits_within_tinyspeech_m():
