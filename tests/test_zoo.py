@@ -289,3 +289,23 @@ def test_cli_zoo_unknown_frontend_is_one_line(capsys):
     assert main(["zoo", "--frontend", "bogus"]) == 2
     err = capsys.readouterr().err.strip()
     assert "unknown front-end 'bogus'" in err and "\n" not in err
+
+
+def test_fused_residual_is_the_same_function_with_no_full_resolution_add():
+    """V + V*A*S computed as V * (1 + A*S) with the 1 added at the condensed resolution: in
+    float the very function of the default graph (same weights), in int8 no ADD at V's
+    resolution and a smaller arena."""
+    keras.utils.set_random_seed(5)
+    plain = zoo.get("tinyspeech_m")
+    fused = zoo.get("tinyspeech_m", fuse_residual=True)
+    fused.set_weights(plain.get_weights())
+    x = np.random.default_rng(2).normal(size=(8, 49, 10, 1)).astype(np.float32)
+    np.testing.assert_allclose(fused.predict(x, verbose=0), plain.predict(x, verbose=0),
+                               rtol=1e-5, atol=1e-6)
+    assert sum(isinstance(la, keras.layers.Add) for la in plain.layers) == 3
+    assert not any(isinstance(la, keras.layers.Add) for la in fused.layers)
+    rep = quantize.random_representative(fused.input_shape[1:], count=32, seed=1)
+    fused_int8 = quantize.convert_int8(fused, rep, per_channel=False)
+    plain_int8 = quantize.convert_int8(plain, rep, per_channel=False)
+    assert set(quantize.op_set(fused_int8)) == set(quantize.op_set(plain_int8))
+    assert tflm.arena_bytes(fused_int8) < tflm.arena_bytes(plain_int8)

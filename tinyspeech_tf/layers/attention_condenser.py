@@ -17,6 +17,9 @@ Deployment choices (why the layer looks the way it does):
 - S is applied to A at the condensed resolution, *before* the resize. Nearest-neighbour resize
   only copies values and S is per channel, so ``resize(A) * S == resize(A * S)``; doing it first
   costs (H/2)(W/2)C instead of HWC multiplies and one fewer full-size tensor in the arena.
+- ``fuse_residual``: the residual form V + V*A*S is the same function as V * (1 + A*S), so
+  the 1 can be added at the condensed resolution too (``ChannelScale``'s ``offset``), leaving
+  one MUL at V's resolution instead of a MUL and an ADD, and one full-size tensor fewer.
 - S is a per-channel weight vector multiplied in, which converts to one MUL by a 12-byte int8
   constant; a bias-free 1x1 depthwise conv would cost a zero int32 bias and per-channel
   quantization parameters in the flatbuffer for the same arithmetic.
@@ -44,11 +47,14 @@ EMBEDDINGS = ("conv", "depthwise")
 
 @keras.utils.register_keras_serializable(package="tinyspeech_tf")
 class ChannelScale(keras.layers.Layer):
-    """``x * S`` with ``S`` a learned per-channel vector: the condenser's scale S."""
+    """``x * S + offset`` with ``S`` a learned per-channel vector: the condenser's scale S
+    (``offset`` 1 folds the residual V + V*A*S into V * (1 + A*S) at the condensed
+    resolution)."""
 
-    def __init__(self, scale_init: float = 1.0, **kwargs):
+    def __init__(self, scale_init: float = 1.0, offset: float = 0.0, **kwargs):
         super().__init__(**kwargs)
         self.scale_init = float(scale_init)
+        self.offset = float(offset)
 
     def build(self, input_shape):
         self.scale = self.add_weight(
@@ -57,10 +63,11 @@ class ChannelScale(keras.layers.Layer):
         super().build(input_shape)
 
     def call(self, inputs):
-        return inputs * self.scale
+        out = inputs * self.scale
+        return out + self.offset if self.offset else out
 
     def get_config(self):
-        return {**super().get_config(), "scale_init": self.scale_init}
+        return {**super().get_config(), "scale_init": self.scale_init, "offset": self.offset}
 
 
 @keras.utils.register_keras_serializable(package="tinyspeech_tf")
@@ -99,7 +106,8 @@ def _check(embed_channels, pool_size, embedding: str, f_mode: str):
 
 def _sublayers(channels: int, embed_channels, pool_size, embedding: str, kernel_size: int,
                f_mode: str, use_batch_norm: bool, scale_init: float, regularizer,
-               prefix: str = "", rank: int = 0, bank: lr.FactorBank | None = None) -> dict:
+               prefix: str = "", rank: int = 0, bank: lr.FactorBank | None = None,
+               fuse_residual: bool = False) -> dict:
     """The condenser's layers, in order of use; ``None`` marks a step this variant skips.
 
     ``rank`` > 0 factorises the two pointwise convs (``embed2``, ``project``) where that makes
@@ -112,6 +120,9 @@ def _sublayers(channels: int, embed_channels, pool_size, embedding: str, kernel_
     # drop the conv's weight quantizer). With batch norm, conv -> BN -> ReLU is the pattern
     # tfmot folds.
     fused = None if use_batch_norm else "relu"
+    # V + V*A*S == V * (1 + A*S): the 1 is added at the condensed resolution, before the
+    # resize, so no element-wise op but the one MUL runs at V's resolution.
+    fused_residual = f_mode == "residual" and fuse_residual
     if embedding == "conv":
         embed1 = keras.layers.Conv2D(c1, kernel_size, padding="same", use_bias=bias,
                                      activation=fused, kernel_regularizer=regularizer,
@@ -139,11 +150,12 @@ def _sublayers(channels: int, embed_channels, pool_size, embedding: str, kernel_
         "project": lr.conv2d(c2, channels, 1, rank=rank, bank=bank,
                              kernel_regularizer=regularizer, name=prefix + "project"),
         "sigmoid": keras.layers.Activation("sigmoid", name=prefix + "sigmoid"),
-        "scale": ChannelScale(scale_init, name=prefix + "scale"),
+        "scale": ChannelScale(scale_init, 1.0 if fused_residual else 0.0,
+                              name=prefix + "scale"),
         "expand": ResizeNearest(name=prefix + "expand"),
         "attend": keras.layers.Multiply(name=prefix + "attend"),
-        "residual": keras.layers.Add(name=prefix + "residual") if f_mode == "residual"
-        else None,
+        "residual": keras.layers.Add(name=prefix + "residual")
+        if f_mode == "residual" and not fused_residual else None,
     }
 
 
@@ -172,7 +184,7 @@ def condenser_layers(channels: int, embed_channels: tuple[int, int] = (8, 8), po
                      embedding: str = "conv", kernel_size: int = 3,
                      f_mode: str = "multiply", use_batch_norm: bool = False,
                      scale_init: float = 1.0, kernel_regularizer=None, low_rank: int = 0,
-                     factor_bank: lr.FactorBank | None = None,
+                     factor_bank: lr.FactorBank | None = None, fuse_residual: bool = False,
                      name: str = "condenser") -> dict:
     """The layers of one attention condenser on ``channels`` channels, by step, unapplied.
 
@@ -184,7 +196,7 @@ def condenser_layers(channels: int, embed_channels: tuple[int, int] = (8, 8), po
     return _sublayers(int(channels), embed_channels, pool_size, embedding, int(kernel_size),
                       f_mode, bool(use_batch_norm), float(scale_init),
                       keras.regularizers.get(kernel_regularizer), prefix=f"{name}_",
-                      rank=int(low_rank), bank=factor_bank)
+                      rank=int(low_rank), bank=factor_bank, fuse_residual=fuse_residual)
 
 
 def apply_condenser(layers: dict, v):

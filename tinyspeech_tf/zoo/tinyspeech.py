@@ -59,7 +59,8 @@ def tinyspeech(input_shape: Sequence[int] = (49, 10, 1), num_classes: int = 12, 
                use_batch_norm: bool = False, share: str = "none", low_rank: int = 0,
                low_rank_share: bool = False,
                low_rank_layers: Sequence[str] = LOW_RANK_LAYERS,
-               dropout: float = 0.0, name: str = "tinyspeech") -> keras.Model:
+               dropout: float = 0.0, fuse_residual: bool = False,
+               name: str = "tinyspeech") -> keras.Model:
     """Build a TinySpeech network.
 
     Args:
@@ -94,6 +95,9 @@ def tinyspeech(input_shape: Sequence[int] = (49, 10, 1), num_classes: int = 12, 
             layer adds an op and a tensor to the flatbuffer (a few hundred bytes on a small
             model), so on small models only the big layers repay it.
         dropout: dropout rate before the dense layer (training only; not in the TFLite graph).
+        fuse_residual: compute the residual V + V*A*S as V * (1 + A*S), the 1 added at the
+            condensed resolution before the resize: the same function, with no element-wise
+            op but one MUL at V's resolution per condenser (and a smaller arena).
     """
     if share not in SHARE_MODES:
         raise ValueError(f"share must be one of {SHARE_MODES}, got {share!r}")
@@ -124,7 +128,8 @@ def tinyspeech(input_shape: Sequence[int] = (49, 10, 1), num_classes: int = 12, 
         return condenser_layers(stem_channels, (c1, width), pool_size, embedding=embedding,
                                 f_mode=f_mode, scale_init=scale_init,
                                 use_batch_norm=use_batch_norm, low_rank=rank_of("pointwise"),
-                                factor_bank=bank, name=f"condenser{i}")
+                                factor_bank=bank, fuse_residual=fuse_residual,
+                                name=f"condenser{i}")
 
     inputs = keras.Input(shape=tuple(input_shape), name="mfcc")
     x = conv_block(inputs, stem_channels, tuple(stem_kernel), tuple(stem_strides), "stem")
