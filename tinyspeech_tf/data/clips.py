@@ -17,7 +17,7 @@ a validation split but what training must not do: it reads per batch (:meth:`Cli
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -37,7 +37,7 @@ class Clips:
 
     Rows are ``(kind, a, b, c)``: ``(WAV, path, 0, 0.0)``; ``(NOISE, noise index, start,
     volume)`` cuts ``noise[index][start:start + 16000] * volume`` (float32, as
-    :func:`~tinyspeech_tf.data.sources.cut_silence` made it); ``(INT16, cache file, row, 0.0)``
+    :func:`cut_silence` made it); ``(INT16, cache file, row, 0.0)``
     a row of an int16 file written by :func:`write_int16_cache`; ``(ARRAY, array id, row,
     0.0)`` a row of one of ``arrays``.
     """
@@ -170,6 +170,38 @@ def check_clips(paths: Sequence[str]) -> None:
             raise UserError(f"{path}: empty clip (no audio samples); delete or re-record it")
 
 
+def silence_clips(noise: list[np.ndarray], count: int, rng: np.random.Generator,
+                  noise_paths: list[str] | None = None,
+                  max_volume: float = 1.0) -> tuple[Clips, list[str]]:
+    """``count`` 1 s silence examples cut from random places of the noise clips.
+
+    Each gets a random volume uniform in [0, max_volume], so the model sees both near-digital
+    silence and loud room noise as "no keyword"; with no noise clips they are all zeros (the TF
+    speech_commands example's silence). Only where to cut is drawn here; the cuts are made when
+    read.
+    """
+    rows, names = [], []
+    for _ in range(count):
+        if not noise:
+            rows.append((NOISE, 0, 0, 0.0))
+            names.append("zeros")
+            continue
+        k = int(rng.integers(len(noise)))
+        start = int(rng.integers(len(noise[k]) - CLIP_SAMPLES + 1))
+        rows.append((NOISE, k, start, rng.uniform(0.0, max_volume)))
+        src = noise_paths[k] if noise_paths else f"noise{k}"
+        names.append(f"{src}@{start}")
+    return Clips(rows, noise or [np.zeros(CLIP_SAMPLES, np.float32)]), names
+
+
+def cut_silence(noise: list[np.ndarray], count: int, rng: np.random.Generator,
+                noise_paths: list[str] | None = None,
+                max_volume: float = 1.0) -> tuple[np.ndarray, list[str]]:
+    """:func:`silence_clips`, read: ``[count, 16000]`` float32 and their names."""
+    clips, names = silence_clips(noise, count, rng, noise_paths, max_volume)
+    return np.asarray(clips), names
+
+
 def as_clips(waveforms) -> Clips:
     """``waveforms`` as :class:`Clips` (an array is wrapped, not copied)."""
     return waveforms if isinstance(waveforms, Clips) else Clips.of_array(waveforms)
@@ -212,3 +244,32 @@ def write_int16_cache(path: str | os.PathLike, clips: Iterator[np.ndarray]) -> i
 
 def of_int16_cache(path: str | os.PathLike, rows: int) -> Clips:
     return Clips([(INT16, os.fspath(path), i, 0.0) for i in range(rows)])
+
+
+def cache_dir() -> Path:
+    """Where caches go: ``$TINYSPEECH_CACHE`` or the checkout's ``.cache/``."""
+    root = Path(__file__).resolve().parents[2]
+    return Path(os.environ.get("TINYSPEECH_CACHE") or root / ".cache")
+
+
+def cached_rows(pcm: Path, rows: Callable[[], Iterator[tuple[np.ndarray, int]]]
+                ) -> tuple[Clips, np.ndarray]:
+    """Clips of the int16 cache ``pcm`` and the integer tag (a label) of each row, written
+    once from ``rows()`` (clip, tag) when absent: the cache and its tags are each renamed into
+    place whole, so a killed run leaves none."""
+    tags_path = pcm.with_suffix(".labels.npy")
+    if not (pcm.is_file() and tags_path.is_file()):
+        pcm.parent.mkdir(parents=True, exist_ok=True)
+        tags: list[int] = []
+
+        def clips():
+            for clip, tag in rows():
+                tags.append(tag)
+                yield clip
+
+        write_int16_cache(pcm, clips())
+        tmp = tags_path.with_name(f".{tags_path.name}.tmp{os.getpid()}.npy")
+        np.save(tmp, np.array(tags, dtype=np.int64))
+        os.replace(tmp, tags_path)
+    tags_read = np.load(tags_path)
+    return of_int16_cache(pcm, len(tags_read)), tags_read

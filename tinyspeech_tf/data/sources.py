@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from tinyspeech_tf.audio import fit_length, read_wav
-from tinyspeech_tf.data.clips import NOISE, Clips, as_clips, check_clips
+from tinyspeech_tf.data.clips import Clips, as_clips, check_clips, silence_clips
 from tinyspeech_tf.data.protocol import (
     CLIP_SAMPLES,
     LABELS,
@@ -160,38 +160,6 @@ def load_noise_dir(folder: str | os.PathLike) -> tuple[list[np.ndarray], list[st
             clips.append(samples.astype(np.float32))
             paths.append(path)
     return clips, paths
-
-
-def silence_clips(noise: list[np.ndarray], count: int, rng: np.random.Generator,
-                  noise_paths: list[str] | None = None,
-                  max_volume: float = 1.0) -> tuple[Clips, list[str]]:
-    """``count`` 1 s silence examples cut from random places of the noise clips.
-
-    Each gets a random volume uniform in [0, max_volume], so the model sees both near-digital
-    silence and loud room noise as "no keyword"; with no noise clips they are all zeros (the TF
-    speech_commands example's silence). Only where to cut is drawn here; the cuts are made when
-    read.
-    """
-    rows, names = [], []
-    for _ in range(count):
-        if not noise:
-            rows.append((NOISE, 0, 0, 0.0))
-            names.append("zeros")
-            continue
-        k = int(rng.integers(len(noise)))
-        start = int(rng.integers(len(noise[k]) - CLIP_SAMPLES + 1))
-        rows.append((NOISE, k, start, rng.uniform(0.0, max_volume)))
-        src = noise_paths[k] if noise_paths else f"noise{k}"
-        names.append(f"{src}@{start}")
-    return Clips(rows, noise or [np.zeros(CLIP_SAMPLES, np.float32)]), names
-
-
-def cut_silence(noise: list[np.ndarray], count: int, rng: np.random.Generator,
-                noise_paths: list[str] | None = None,
-                max_volume: float = 1.0) -> tuple[np.ndarray, list[str]]:
-    """:func:`silence_clips`, read: ``[count, 16000]`` float32 and their names."""
-    clips, names = silence_clips(noise, count, rng, noise_paths, max_volume)
-    return np.asarray(clips), names
 
 
 def cap_unknown(labels: np.ndarray, fraction: float | None, rng: np.random.Generator,
@@ -411,21 +379,14 @@ def load_12class(root: str | os.PathLike, *, splits: tuple[str, ...] = SPLITS, s
     return Source(KIND_12CLASS, str(root), out, noise, noise_paths)
 
 
-def cache_dir() -> Path:
-    """Where caches go: ``$TINYSPEECH_CACHE`` or the checkout's ``.cache/``."""
-    return Path(os.environ.get("TINYSPEECH_CACHE") or repo_root() / ".cache")
-
-
 def _tfds_cache(ds, info, data_dir: str | None, split: str, lut: np.ndarray
                 ) -> tuple[Clips, np.ndarray]:
-    """A TFDS split as clips of a one-time int16 cache (rows in TFDS order) and its labels.
-
-    The cache is keyed by the builder's version and data folder, so another version or folder
-    gets its own; a killed run leaves no cache (it is renamed into place when whole)."""
+    """A TFDS split as clips of a one-time int16 cache (rows in TFDS order) and its labels,
+    keyed by the data folder, the builder's version and the split's size."""
     import hashlib
     import json
 
-    from tinyspeech_tf.data.clips import of_int16_cache, write_int16_cache
+    from tinyspeech_tf.data.clips import cache_dir, cached_rows
 
     version = str(getattr(info, "version", "")) if info is not None else ""
     try:
@@ -434,28 +395,18 @@ def _tfds_cache(ds, info, data_dir: str | None, split: str, lut: np.ndarray
         examples = -1
     key = hashlib.sha256(json.dumps([os.path.abspath(data_dir) if data_dir else "",
                                      version, split, examples]).encode()).hexdigest()[:16]
-    folder = cache_dir() / "tfds"
-    folder.mkdir(parents=True, exist_ok=True)
-    pcm, meta = folder / f"{split}-{key}.i16", folder / f"{split}-{key}.labels.npy"
-    if not (pcm.is_file() and meta.is_file()):
+
+    def rows():
         import tensorflow_datasets as tfds
 
-        raw: list[int] = []
+        for example in tfds.as_numpy(ds):
+            audio = np.asarray(example["audio"])
+            if audio.dtype == np.int16:
+                audio = audio.astype(np.float32) / 32768.0
+            yield fit_length(audio, CLIP_SAMPLES), int(example["label"])
 
-        def clips():
-            for example in tfds.as_numpy(ds):
-                audio = np.asarray(example["audio"])
-                if audio.dtype == np.int16:
-                    audio = audio.astype(np.float32) / 32768.0
-                raw.append(int(example["label"]))
-                yield fit_length(audio, CLIP_SAMPLES)
-
-        write_int16_cache(pcm, clips())
-        tmp = meta.with_name(f".{meta.name}.tmp{os.getpid()}.npy")
-        np.save(tmp, np.array(raw, dtype=np.int64))
-        os.replace(tmp, meta)
-    raw_labels = np.load(meta)
-    return of_int16_cache(pcm, len(raw_labels)), lut[raw_labels].astype(np.int32)
+    clips, raw = cached_rows(cache_dir() / "tfds" / f"{split}-{key}.i16", rows)
+    return clips, lut[raw].astype(np.int32)
 
 
 def load_tfds(data_dir: str | None = None, *, splits: tuple[str, ...] = SPLITS, seed: int = 0,

@@ -32,6 +32,7 @@ from pathlib import Path
 import numpy as np
 
 from tinyspeech_tf.audio import resample_audio, write_wav
+from tinyspeech_tf.data.clips import cut_silence
 from tinyspeech_tf.data.protocol import (
     CLIP_SAMPLES,
     LABELS,
@@ -41,7 +42,7 @@ from tinyspeech_tf.data.protocol import (
     UNKNOWN_WORDS,
     write_labels,
 )
-from tinyspeech_tf.data.sources import cut_silence, default_noise_dir, load_noise_dir
+from tinyspeech_tf.data.sources import default_noise_dir, load_noise_dir
 from tinyspeech_tf.errors import UserError
 
 GENERATOR_VERSION = 2
