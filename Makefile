@@ -5,7 +5,8 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
 .PHONY: install test lint train train-real pretrained ablation zoo firmware-check bench-frontend \
-    export-tflite stream-report bench bench-scale explore seeds synthetic-report recipe variants \
+    firmware-ram export-tflite stream-report bench bench-scale explore explore-arena8k m-graph-report seeds \
+    synthetic-report recipe variants \
     clean
 
 MODEL ?= tinyspeech_m
@@ -52,7 +53,8 @@ train-real: $(STAMP)
 # front-end, metrics, card, detector, SHA256SUMS), trained by the `real` recipe into
 # runs/real/<model> (finished runs are kept); the detector of TinySpeech-M is chosen by
 # `make stream-report` first.
-PRETRAINED_MODELS ?= tinyspeech_m tinyspeech_x tinyspeech_y tinyspeech_z tinyspeech_m_explored ds_cnn
+PRETRAINED_MODELS ?= tinyspeech_m tinyspeech_x tinyspeech_y tinyspeech_z tinyspeech_m_explored \
+	tinyspeech_m_arena8k ds_cnn
 
 pretrained: $(STAMP)
 	for m in $(PRETRAINED_MODELS); do \
@@ -86,6 +88,10 @@ firmware-check: $(STAMP)
 	$(PY) -m pytest -q -m firmware tests
 	$(PY) -m tinyspeech_tf.frontend_c --sizes
 	$(PY) -m tinyspeech_tf.firmware_state
+
+# The runner's RAM by part (QEMU Cortex-M4, the shipped TinySpeech-M's export) into the README.
+firmware-ram: $(STAMP)
+	$(PY) -m tinyspeech_tf.firmware_state --readme README.md
 
 bench-frontend: $(STAMP)
 	$(VENV)/bin/tinyspeech bench-frontend
@@ -164,6 +170,25 @@ explore: $(STAMP)
 		$(EXPLORE_LIMITS) $(if $(EXPLORE_STORAGE),--storage $(EXPLORE_STORAGE)) \
 		$(if $(wildcard $(EXPLORE_REFERENCE)/metrics.json),--reference $(EXPLORE_REFERENCE)) \
 		$(foreach s,$(EXPLORE_START),--start-from $(s)) $(EXPLORE_ARGS)
+
+# The search behind zoo.tinyspeech_m_arena8k: M's limits with an arena of at most 10,240 B on
+# this 64-bit host (about 8 KB on a 32-bit board), started from three designs under that limit
+# -> runs/explore_arena8k (same budget and reports as `make explore`).
+ARENA8K_START := reports/specs/arena8k_two.json reports/specs/arena8k_one.json \
+	reports/specs/arena8k_wide_head.json
+
+explore-arena8k: $(STAMP)
+	$(MAKE) explore EXPLORE_OUT=runs/explore_arena8k EXPLORE_TRIALS=8 EXPLORE_REFERENCE= \
+		EXPLORE_LIMITS="--max-params 15000 --max-bytes 16384 --max-arena 10240 --tflm-ops --no-batchnorm" \
+		EXPLORE_START="$(ARENA8K_START)"
+
+# TinySpeech-M's TFLM graph before and after its deployment forms (fused residual, depthwise
+# global pool) and the 8 KB-arena design, over SEEDS seeds of the real recipe: accuracy,
+# bytes, arena, operators, host latency -> reports/m_graph.{json,md}.
+m-graph-report: $(STAMP)
+	$(VENV)/bin/tinyspeech seeds reports/specs/m_plain.json reports/specs/m_fused_mean.json \
+		tinyspeech_m tinyspeech_m_arena8k --data $(REAL) --seeds $(SEEDS) --runs runs/m_graph \
+		--report reports/m_graph
 
 # Architectures compared over SEEDS training seeds by the real-data recipe (one run's accuracy
 # moves by points with the seed): runs/seeds/<name>_seed<s> (finished runs are kept) ->

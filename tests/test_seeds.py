@@ -9,7 +9,7 @@ import pytest
 from conftest import fails_one_line
 from tiny_export import write_tone_set
 
-from tinyspeech_tf import cli
+from tinyspeech_tf import cli, quantize
 
 
 @pytest.fixture(scope="module")
@@ -23,7 +23,7 @@ def test_seeds_trains_each_seed_then_reuses_the_runs(tone_set, tmp_path, capsys,
         "stem_channels": 4, "embed_widths": [4], "head_channels": 8}}))
     argv = ["seeds", str(spec), "--data", str(tone_set), "--seeds", "2", "--seed", "3",
             "--epochs", "1", "--qat-epochs", "0", "--runs", str(tmp_path / "runs"),
-            "--report", str(tmp_path / "report")]
+            "--report", str(tmp_path / "report"), "--rounds", "5"]
     assert cli.main(argv) == 0
     report = json.loads((tmp_path / "report.json").read_text())
     (row,) = report["architectures"]
@@ -36,6 +36,10 @@ def test_seeds_trains_each_seed_then_reuses_the_runs(tone_set, tmp_path, capsys,
     assert row["min"] == min(accuracies) and row["max"] == max(accuracies)
     assert row["tflite_bytes"] == max(m["tflite_bytes"] for m in runs)
     assert "| tiny |" in (tmp_path / "report.md").read_text()
+    # The first seed's int8 model: its operators and a host latency measured on it.
+    first = (tmp_path / "runs" / "tiny_seed3" / "model_int8.tflite").read_bytes()
+    assert row["ops"] == quantize.op_count(first) >= len(quantize.op_set(first))
+    assert row["latency_us"] > 0
 
     # A second call finds both runs finished with this exact recipe and trains nothing.
     def no_training(*_args, **_kwargs):
@@ -44,7 +48,10 @@ def test_seeds_trains_each_seed_then_reuses_the_runs(tone_set, tmp_path, capsys,
     monkeypatch.setattr("tinyspeech_tf.train.train", no_training)
     capsys.readouterr()
     assert cli.main(argv) == 0
-    assert json.loads((tmp_path / "report.json").read_text()) == report
+    again = json.loads((tmp_path / "report.json").read_text())
+    for r in (report, again):  # the latency is measured afresh
+        r["architectures"][0].pop("latency_us")
+    assert again == report
 
 
 def test_seeds_unknown_architecture_is_one_line(tmp_path, capsys):

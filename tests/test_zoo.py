@@ -13,8 +13,8 @@ from tinyspeech_tf.errors import UserError
 from tinyspeech_tf.zoo import profile
 
 ALL = ["tinyspeech_x", "tinyspeech_y", "tinyspeech_z", "tinyspeech_m", "tinyspeech_m_explored",
-       "tiny_conv", "ds_cnn", "ds_cnn_m"]
-TINYSPEECH = ALL[:5]
+       "tinyspeech_m_arena8k", "tiny_conv", "ds_cnn", "ds_cnn_m"]
+TINYSPEECH = ALL[:6]
 
 
 @functools.cache
@@ -75,6 +75,17 @@ def test_explored_design_keeps_within_tinyspeech_m():
     assert zoo.get("tinyspeech_m_explored").count_params() <= zoo.get("tinyspeech_m").count_params()
     assert len(e) <= len(m) and tflm.arena_bytes(e) <= tflm.arena_bytes(m)
     assert set(quantize.op_set(e)) <= set(quantize.op_set(m))
+
+
+def test_arena8k_design_fits_its_arena_with_m_ops():
+    """The 8 KB-arena design: at most 10,240 B of host arena (about 8 KB on a 32-bit board),
+    no more parameters or flatbuffer bytes than M, and M's ops only."""
+    m = _trained_like_qat_int8("tinyspeech_m")
+    small = _trained_like_qat_int8("tinyspeech_m_arena8k")
+    assert tflm.arena_bytes(small) <= 10_240 < tflm.arena_bytes(m)
+    assert len(small) <= len(m)
+    assert zoo.get("tinyspeech_m_arena8k").count_params() <= zoo.get("tinyspeech_m").count_params()
+    assert set(quantize.op_set(small)) <= set(quantize.op_set(m))
 
 
 def test_equal_footprint_ds_cnn_fits_within_tinyspeech_m():
@@ -215,13 +226,16 @@ def _briefly_trained(name: str, data, out) -> bytes:
 
 def _shared_constants(tflite_bytes: bytes) -> int:
     """Constant tensors reading a buffer that another constant reads too (the converter
-    stores identical constants once)."""
+    stores identical constants once). All-zero buffers are left out: those are structural
+    (the zero biases of the depthwise global pool), shared alike in every model of the
+    architecture, trained or not."""
     from tensorflow.lite.python import schema_py_generated as schema
 
     model = schema.Model.GetRootAsModel(bytearray(tflite_bytes), 0)
     sub = model.Subgraphs(0)
     buffers = [sub.Tensors(i).Buffer() for i in range(sub.TensorsLength())]
-    constants = [b for b in buffers if model.Buffers(b).DataLength()]
+    constants = [b for b in buffers if model.Buffers(b).DataLength()
+                 and model.Buffers(b).DataAsNumpy().any()]
     return len(constants) - len(set(constants))
 
 
@@ -291,21 +305,30 @@ def test_cli_zoo_unknown_frontend_is_one_line(capsys):
     assert "unknown front-end 'bogus'" in err and "\n" not in err
 
 
-def test_fused_residual_is_the_same_function_with_no_full_resolution_add():
-    """V + V*A*S computed as V * (1 + A*S) with the 1 added at the condensed resolution: in
-    float the very function of the default graph (same weights), in int8 no ADD at V's
-    resolution and a smaller arena."""
+def test_tinyspeech_m_graph_is_the_plain_function_without_mean_or_full_resolution_add():
+    """M fuses its residual (V * (1 + A*S), the 1 added at the condensed resolution) and pools
+    with depthwise convs: in float the very function of the plain graph (same weights), in
+    int8 no MEAN, one element-wise op per condenser at V's resolution (the MUL by the expanded
+    attention) and a smaller arena."""
     keras.utils.set_random_seed(5)
-    plain = zoo.get("tinyspeech_m")
-    fused = zoo.get("tinyspeech_m", fuse_residual=True)
-    fused.set_weights(plain.get_weights())
+    plain = zoo.get("tinyspeech_m", fuse_residual=False, global_pool="mean")
+    m = zoo.get("tinyspeech_m")
+    m.set_weights(plain.get_weights())
     x = np.random.default_rng(2).normal(size=(8, 49, 10, 1)).astype(np.float32)
-    np.testing.assert_allclose(fused.predict(x, verbose=0), plain.predict(x, verbose=0),
+    np.testing.assert_allclose(m.predict(x, verbose=0), plain.predict(x, verbose=0),
                                rtol=1e-5, atol=1e-6)
     assert sum(isinstance(la, keras.layers.Add) for la in plain.layers) == 3
-    assert not any(isinstance(la, keras.layers.Add) for la in fused.layers)
-    rep = quantize.random_representative(fused.input_shape[1:], count=32, seed=1)
-    fused_int8 = quantize.convert_int8(fused, rep, per_channel=False)
+    assert not any(isinstance(la, keras.layers.Add) for la in m.layers)
+    rep = quantize.random_representative(m.input_shape[1:], count=32, seed=1)
+    m_int8 = quantize.convert_int8(m, rep, per_channel=False)
     plain_int8 = quantize.convert_int8(plain, rep, per_channel=False)
-    assert set(quantize.op_set(fused_int8)) == set(quantize.op_set(plain_int8))
-    assert tflm.arena_bytes(fused_int8) < tflm.arena_bytes(plain_int8)
+    assert "MEAN" in quantize.op_set(plain_int8) and "MEAN" not in quantize.op_set(m_int8)
+    import tensorflow as tf
+
+    interp = tf.lite.Interpreter(model_content=m_int8)
+    shapes = {t["index"]: tuple(t["shape"]) for t in interp.get_tensor_details()}
+    full = [op["op_name"] for op in interp._get_ops_details()
+            if op["op_name"] in ("ADD", "MUL", "SUB")
+            and shapes[op["outputs"][0]][1:3] == m.get_layer("stem").output_shape[1:3]]
+    assert full == ["MUL"] * 3
+    assert tflm.arena_bytes(m_int8) < tflm.arena_bytes(plain_int8)

@@ -1,4 +1,5 @@
-"""Atomic file output shared by every stage that writes artifacts, and the paths they show.
+"""Atomic file output shared by every stage that writes artifacts, the paths they show, and
+the generated blocks they write into hand-written docs.
 
 Why: an interrupted run, export or report must never leave half a file where firmware, a
 resumed run or a reader would pick it up, so everything is written to a temporary file beside
@@ -9,6 +10,8 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+
+from tinyspeech_tf.errors import UserError
 
 
 def write_atomic(path: str | os.PathLike, data: bytes | str) -> None:
@@ -70,3 +73,13 @@ def display_path(path: str | os.PathLike) -> str:
     if cwd.parent != cwd and p.is_relative_to(cwd):  # never relative to "/"
         return p.relative_to(cwd).as_posix()
     return p.name
+
+
+def replace_marked(text: str, start: str, end: str, block: str, hint: str) -> str:
+    """``text`` with everything strictly between the markers ``start`` and ``end`` replaced
+    by ``block``: how generated figures enter hand-written docs. ``hint`` ends the one-line
+    error when the markers are not exactly one ``start`` followed by one ``end``."""
+    first, last = text.find(start), text.find(end)
+    if first < 0 or last < first or text.count(start) != 1 or text.count(end) != 1:
+        raise UserError(f"README: needs exactly one {start} followed by one {end} {hint}")
+    return f"{text[:first + len(start)]}\n{block.strip()}\n{text[last:]}"

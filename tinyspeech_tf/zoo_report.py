@@ -14,7 +14,7 @@ README, so the figures users pick a model by are generated, never typed.
 
 from __future__ import annotations
 
-from tinyspeech_tf.errors import UserError
+from tinyspeech_tf.io import replace_marked
 
 README_START = "<!-- zoo:start -->"
 README_END = "<!-- zoo:end -->"
@@ -58,9 +58,5 @@ def readme_block(results: dict[str, dict]) -> str:
 
 def replace_block(text: str, block: str) -> str:
     """``text`` with everything strictly between the zoo markers replaced by ``block``."""
-    start, end = text.find(README_START), text.find(README_END)
-    if start < 0 or end < start or text.count(README_START) != 1 \
-            or text.count(README_END) != 1:
-        raise UserError(f"README: needs exactly one {README_START} followed by one "
-                        f"{README_END} (under '## The zoo'); add them or drop --readme")
-    return f"{text[:start + len(README_START)]}\n{block.strip()}\n{text[end:]}"
+    return replace_marked(text, README_START, README_END, block,
+                          "(under '## The zoo'); add them or drop --readme")

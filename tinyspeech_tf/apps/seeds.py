@@ -19,6 +19,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_recipe_arguments(parser)
     parser.set_defaults(recipe="real")
     parser.add_argument("--runs", default="runs/seeds", help="where the runs go")
+    parser.add_argument("--rounds", type=int, default=300,
+                        help="timed invokes per model for the host TFLM latency (default 300)")
     parser.add_argument("--report", default=str(REPORT),
                         help="report path without suffix (.json and .md are written)")
 
@@ -26,7 +28,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     report = compare(args.architectures, args.data,
                      list(range(args.seed, args.seed + max(args.seeds, 0))), args.runs,
-                     recipe_fields(args), command_line(args))
+                     recipe_fields(args), command_line(args), rounds=args.rounds)
     write_report(args.report, report, to_markdown(report))
     print(to_markdown(report))
     return 0

@@ -45,13 +45,11 @@ from tinyspeech_tf.bench.discovery import (
 from tinyspeech_tf.bench.measure import (
     float_tflite_accuracy,
     frontend_speed,
-    interleaved_latency,
     measure_compressed,
     measure_peer,
     measure_variant,
     measure_zoo_run,
     probe_architecture,
-    random_input,
 )
 from tinyspeech_tf.bench.memory import (
     activation_peak,
@@ -74,6 +72,7 @@ from tinyspeech_tf.bench.report import (
     write_outputs,
 )
 from tinyspeech_tf.quantize.flatbuffer import composition
+from tinyspeech_tf.tflm import interleaved_latency, random_input
 
 __all__ = [
     "FALLBACK_RUNS", "HEADER", "PEERS", "README_END", "README_START", "REFERENCE", "Peer",

@@ -18,13 +18,11 @@ from tinyspeech_tf.bench._common import log, pct, rel
 from tinyspeech_tf.bench.discovery import compressed_runs, find_run, train_run, variant_runs
 from tinyspeech_tf.bench.measure import (
     frontend_speed,
-    interleaved_latency,
     measure_compressed,
     measure_peer,
     measure_variant,
     measure_zoo_run,
     probe_architecture,
-    random_input,
 )
 from tinyspeech_tf.bench.memory import activation_peak, arena_breakdown, parse_allocation_report
 from tinyspeech_tf.bench.peers import PEERS, REFERENCE
@@ -32,6 +30,7 @@ from tinyspeech_tf.bench.report import replace_block, write_outputs
 from tinyspeech_tf.errors import UserError
 from tinyspeech_tf.evaluate import ValSet
 from tinyspeech_tf.quantize.flatbuffer import composition
+from tinyspeech_tf.tflm import interleaved_latency, random_input
 
 REAL_SUBDIR = ("data", "speech_commands_v0.02_real")
 

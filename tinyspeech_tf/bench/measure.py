@@ -7,11 +7,8 @@ table differ only because the models do.
 
 from __future__ import annotations
 
-import gc
 import os
 import tempfile
-import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -19,57 +16,9 @@ import numpy as np
 
 from tinyspeech_tf.bench._common import rel
 from tinyspeech_tf.bench.peers import Peer
-from tinyspeech_tf.errors import UserError
 from tinyspeech_tf.evaluate import ValSet, int8_accuracy
 from tinyspeech_tf.quantize.flatbuffer import flatbuffer_params
 from tinyspeech_tf.runs import Run, read_json_object, read_run, read_tflite
-
-
-def interleaved_latency(interpreters: dict[str, Any], inputs: dict[str, np.ndarray],
-                        rounds: int, warmup: int = 10, seed: int = 0,
-                        progress: Callable[[int, int], None] | None = None) -> dict[str, dict]:
-    """Host latency of each model, the models interleaved round-robin.
-
-    Every round invokes each model exactly once, in a fresh random order (so no model always
-    runs right after the same neighbour); ``warmup`` untimed rounds come first. The input is
-    set before every invoke, outside the timed region (TFLM may reuse the input tensor's
-    memory for later activations). Returns per model the median and p90 in microseconds and
-    the number of timed invokes.
-    """
-    if rounds < 1:
-        raise UserError("--rounds must be at least 1")
-    names = list(interpreters)
-    times: dict[str, list[int]] = {n: [] for n in names}
-    rng = np.random.default_rng(seed)
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        for r in range(warmup + rounds):
-            for i in rng.permutation(len(names)):
-                name = names[i]
-                interp = interpreters[name]
-                interp.set_input(inputs[name], 0)
-                t0 = time.perf_counter_ns()
-                interp.invoke()
-                elapsed = time.perf_counter_ns() - t0
-                if r >= warmup:
-                    times[name].append(elapsed)
-            if progress is not None and r >= warmup:
-                progress(r - warmup + 1, rounds)
-    finally:
-        if enabled:
-            gc.enable()
-    return {n: {"median_us": float(np.median(t)) / 1000.0,
-                "p90_us": float(np.percentile(t, 90)) / 1000.0,
-                "invokes": len(t)} for n, t in times.items()}
-
-
-def random_input(tflite_bytes: bytes, seed: int) -> np.ndarray:
-    """A fixed random int8 input of the model's input shape."""
-    from tinyspeech_tf import quantize
-
-    shape = quantize.io_quantization(tflite_bytes)["input_shape"]
-    return np.random.default_rng(seed).integers(-128, 128, size=shape, dtype=np.int8)
 
 
 def float_tflite_accuracy(path: Path, val: ValSet, names: tuple[str, ...]) -> float:

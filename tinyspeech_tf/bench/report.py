@@ -15,8 +15,7 @@ from pathlib import Path
 from tinyspeech_tf.bench._common import fmt_int as _int
 from tinyspeech_tf.bench._common import fmt_ratio as _ratio
 from tinyspeech_tf.bench._common import pct as _pct
-from tinyspeech_tf.errors import UserError
-from tinyspeech_tf.io import write_atomic
+from tinyspeech_tf.io import replace_marked, write_atomic
 
 README_START = "<!-- bench:start -->"
 README_END = "<!-- bench:end -->"
@@ -235,14 +234,8 @@ def readme_block(results: dict, results_md: str) -> str:
 
 def replace_block(text: str, block: str) -> str:
     """``text`` with everything strictly between the bench markers replaced by ``block``."""
-    start = text.find(README_START)
-    end = text.find(README_END)
-    if start < 0 or end < 0 or end < start or text.count(README_START) != 1 \
-            or text.count(README_END) != 1:
-        raise UserError(f"README: needs exactly one {README_START} followed by one "
-                        f"{README_END} (under '## Results'); add them or pass --no-readme")
-    head = text[:start + len(README_START)]
-    return f"{head}\n{block.strip()}\n{text[end:]}"
+    return replace_marked(text, README_START, README_END, block,
+                          "(under '## Results'); add them or pass --no-readme")
 
 
 def plot(results: dict, path: Path) -> None:

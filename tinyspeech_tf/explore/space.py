@@ -123,8 +123,17 @@ def sample_spec(trial, constraints: Constraints) -> dict:
     modes = searched_f_modes(kwargs["use_batch_norm"])
     kwargs["f_mode"] = (trial.suggest_categorical("f_mode", modes) if len(modes) > 1
                         else modes[0])
+    kwargs.update(deployment_forms(kwargs["f_mode"]))
     return {"builder": "tinyspeech", "kwargs": kwargs, "name": f"explore_trial_{trial.number}",
             "per_channel": PER_CHANNEL}
+
+
+def deployment_forms(f_mode: str) -> dict:
+    """How every searched design is laid out for TFLM, as TinySpeech-M is: the residual fused
+    at the condensed resolution and the global pool as depthwise convs. Not searched: they
+    change no float maths, only the op count, arena and cycles, and the limits should judge a
+    design in the form it ships in."""
+    return {"fuse_residual": f_mode == "residual", "global_pool": "depthwise"}
 
 
 def _builder_defaults() -> dict:

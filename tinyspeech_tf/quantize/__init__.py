@@ -33,7 +33,7 @@ UNIDIRECTIONAL_SEQUENCE_LSTM UNPACK VAR_HANDLE WHILE ZEROS_LIKE
 CONDENSER_OPS = frozenset({"MAX_POOL_2D", "CONV_2D", "DEPTHWISE_CONV_2D",
                            "RESIZE_NEAREST_NEIGHBOR", "LOGISTIC", "MUL", "ADD",
                            "STRIDED_SLICE", "PAD"})
-TINYSPEECH_OPS = CONDENSER_OPS | {"MEAN", "FULLY_CONNECTED", "SOFTMAX"}
+TINYSPEECH_OPS = CONDENSER_OPS | {"MEAN", "RESHAPE", "FULLY_CONNECTED", "SOFTMAX"}
 
 _RESOLVER_PARTS = {"2D": "2D", "ND": "Nd", "V2": "V2", "N": "N", "CUMSUM": "CumSum",
                    "MATMUL": "MatMul", "LSTM": "LSTM", "PADV2": "PadV2"}
@@ -70,6 +70,15 @@ def op_set(tflite_bytes: bytes) -> list[str]:
             name = f"CUSTOM:{code.CustomCode().decode()}"
         used.add(name)
     return sorted(used)
+
+
+def op_count(tflite_bytes: bytes) -> int:
+    """Operators in the main subgraph: what TFLM allocates a node (and its bookkeeping) for
+    and invokes one by one."""
+    from tensorflow.lite.python import schema_py_generated as schema
+
+    return int(schema.Model.GetRootAsModel(bytearray(tflite_bytes), 0).Subgraphs(0)
+               .OperatorsLength())
 
 
 def check_ops(tflite_bytes: bytes, allowed: Iterable[str] = TFLM_OPS,

@@ -6,11 +6,12 @@ accuracy. QAT fine-tunes with fake-quant ops in the graph, so the weights learn 
 int8 and each tensor's range is learnt where the int8 model will read it.
 
 tfmot knows stock Keras layers. The attention condenser is laid out as stock layers
-(:func:`tinyspeech_tf.layers.attention_condenser`), so only three of its steps need a
+(:func:`tinyspeech_tf.layers.attention_condenser`), so only a few layers need a
 ``QuantizeConfig`` here:
 
 - ``Multiply`` (V * A): tfmot has no default for it; its output gets a moving-average range,
-  like ``Add``.
+  like ``Add``. So does :class:`AxisMeanDepthwise` (a global average pool; its constant
+  kernel carries its own exact fake-quant).
 - :class:`ChannelScale` (A * S): S is quantized like a weight, the product gets a range.
 - the 1x1 projection before the sigmoid: its output range is fixed to [-8, 8], where the
   sigmoid saturates (see :class:`_SigmoidInput`).
@@ -37,7 +38,12 @@ import re
 import numpy as np
 
 from tinyspeech_tf._compat import keras
-from tinyspeech_tf.layers import AttentionCondenser, ChannelScale, ResizeNearest
+from tinyspeech_tf.layers import (
+    AttentionCondenser,
+    AxisMeanDepthwise,
+    ChannelScale,
+    ResizeNearest,
+)
 
 
 def _tfmot():
@@ -137,6 +143,7 @@ class _SigmoidInput(_OutputRange):
 def custom_objects() -> dict:
     """Everything a QAT model of the zoo needs to be saved, loaded or cloned."""
     return {"ChannelScale": ChannelScale, "ResizeNearest": ResizeNearest,
+            "AxisMeanDepthwise": AxisMeanDepthwise,
             "AttentionCondenser": AttentionCondenser, "_OutputRange": _OutputRange,
             "_ScaleAndOutputRange": _ScaleAndOutputRange, "_PassThrough": _PassThrough,
             "_SigmoidInput": _SigmoidInput}
@@ -174,7 +181,7 @@ def _annotate(layer, sigmoid_inputs: set[str] = frozenset(), per_channel: bool =
         return annotate(layer, _ScaleAndOutputRange())
     if isinstance(layer, (ResizeNearest, keras.layers.AveragePooling2D)):
         return annotate(layer, _PassThrough())
-    if isinstance(layer, keras.layers.Multiply):
+    if isinstance(layer, (keras.layers.Multiply, AxisMeanDepthwise)):
         return annotate(layer, _OutputRange())
     return layer
 

@@ -9,8 +9,11 @@ Each architecture (a zoo name or an architecture spec file) is trained with seed
 .. ``--seed + K - 1`` into ``RUNS/<name>_seed<s>``; a finished run with exactly that
 configuration is reused, so the command resumes and runs trained beforehand with
 ``tinyspeech train`` under those names count. The report (``--report``, .json and .md) lists
-per architecture the int8 accuracy of every seed, their mean, min and max, and the
-flatbuffer bytes and arena (the largest over the seeds).
+per architecture the int8 accuracy of every seed, their mean, min and max, the flatbuffer
+bytes and arena (the largest over the seeds), and of the first seed's int8 model the number of
+TFLM operators and the host TFLM latency (the models timed interleaved, one invoke each per
+round, so a busy machine slows them alike): what a graph change costs or saves besides
+accuracy.
 """
 
 from __future__ import annotations
@@ -43,8 +46,11 @@ def _config(data: str, runs: str, fields: dict, label: str, spec: dict | None, s
 
 
 def compare(architectures: list[str], data: str, seeds: list[int], runs: str, fields: dict,
-            command: str) -> dict:
-    """Train (or reuse) every architecture x seed run by recipe ``fields``; the report."""
+            command: str, rounds: int = 300) -> dict:
+    """Train (or reuse) every architecture x seed run by recipe ``fields``; the report.
+
+    ``rounds``: timed invokes of each architecture's first-seed model for its host latency.
+    """
     import dataclasses
 
     from tinyspeech_tf.train import TrainConfig, check_config, run_summary
@@ -68,11 +74,27 @@ def compare(architectures: list[str], data: str, seeds: list[int], runs: str, fi
                      "tflite_bytes": max(r["tflite_bytes"] for r in summaries),
                      "arena_bytes": max(r["arena_bytes"] for r in summaries),
                      "params": summaries[0]["params"]})
+    _add_graph_costs(rows, rounds)
     recipe = dataclasses.asdict(_config(data, runs, fields, labels[0], None, seeds[0]))
     for key in ("model", "data", "out", "model_kwargs", "spec", "seed"):
         recipe.pop(key)
     return {"command": command, "data": data, "recipe": recipe, "seeds": seeds,
             "val_examples": rows[0]["runs"][0]["val_examples"], "architectures": rows}
+
+
+def _add_graph_costs(rows: list[dict], rounds: int) -> None:
+    """Operator count and interleaved host TFLM latency of each row's first-seed model."""
+    from tinyspeech_tf import quantize, tflm
+    from tinyspeech_tf.runs import read_tflite
+
+    models = {row["architecture"]: read_tflite(Path(row["runs"][0]["run"]) / "model_int8.tflite")
+              for row in rows}
+    latency = tflm.interleaved_latency(
+        {name: tflm.interpreter(b) for name, b in models.items()},
+        {name: tflm.random_input(b, 0) for name, b in models.items()}, rounds)
+    for row in rows:
+        row["ops"] = quantize.op_count(models[row["architecture"]])
+        row["latency_us"] = latency[row["architecture"]]["median_us"]
 
 
 def to_markdown(report: dict) -> str:
@@ -84,12 +106,20 @@ def to_markdown(report: dict) -> str:
              + ", ".join(f"{k}={v}" for k, v in report["recipe"].items() if v not in ([], None))
              + f"; seeds {', '.join(map(str, seeds))}. Accuracy is int8 in TFLM.", "",
              "| architecture | " + " | ".join(f"seed {s}" for s in seeds)
-             + " | mean | min..max | float mean | .tflite bytes | arena bytes | params |",
-             "|---|" + "---:|" * (len(seeds) + 6)]
+             + " | mean | min..max | float mean | .tflite bytes | arena bytes | params "
+             "| TFLM ops | host µs |",
+             "|---|" + "---:|" * (len(seeds) + 8)]
     for row in report["architectures"]:
         lines.append(f"| {row['architecture']} | "
                      + " | ".join(f"{r['int8_tflm']:.2%}" for r in row["runs"])
                      + f" | **{row['mean']:.2%}** | {row['min']:.2%}..{row['max']:.2%} "
                      f"| {row['float_mean']:.2%} | {row['tflite_bytes']:,} "
-                     f"| {row['arena_bytes']:,} | {row['params']:,} |")
-    return "\n".join(lines + [""])
+                     f"| {row['arena_bytes']:,} | {row['params']:,} "
+                     f"| {row.get('ops', '')} | {_us(row.get('latency_us'))} |")
+    return "\n".join(lines + ["", "TFLM ops and host µs: the first seed's int8 model; host µs "
+                               "is the median of interleaved invokes in the TFLM Python "
+                               "interpreter (reference kernels), not a board's time.", ""])
+
+
+def _us(value) -> str:
+    return "" if value is None else f"{value:.1f}"

@@ -78,6 +78,7 @@ tinyspeech_y = _with_weights(_tinyspeech.tinyspeech_y)
 tinyspeech_z = _with_weights(_tinyspeech.tinyspeech_z)
 tinyspeech_m = _with_weights(_tinyspeech.tinyspeech_m)
 tinyspeech_m_explored = _with_weights(_tinyspeech.tinyspeech_m_explored)
+tinyspeech_m_arena8k = _with_weights(_tinyspeech.tinyspeech_m_arena8k)
 tiny_conv = _with_weights(_tiny_conv.tiny_conv)
 ds_cnn = _with_weights(_ds_cnn.ds_cnn)
 ds_cnn_m = _with_weights(_ds_cnn.ds_cnn_m)
@@ -88,6 +89,7 @@ _REGISTRY: dict[str, Callable] = {
     "tinyspeech_z": tinyspeech_z,
     "tinyspeech_m": tinyspeech_m,
     "tinyspeech_m_explored": tinyspeech_m_explored,
+    "tinyspeech_m_arena8k": tinyspeech_m_arena8k,
     "tiny_conv": tiny_conv,
     "ds_cnn": ds_cnn,
     "ds_cnn_m": ds_cnn_m,
@@ -104,7 +106,8 @@ PAPER = {
 # Weight quantization granularity at int8 conversion, by model name (default: per channel).
 # TinySpeech-M is quantized per tensor: on a model this small the per-channel scales and zero
 # points are a fifth of the flatbuffer, and measured on `val` per-tensor loses no accuracy.
-PER_CHANNEL = {"tinyspeech_m": False, "tinyspeech_m_explored": False}
+PER_CHANNEL = {"tinyspeech_m": False, "tinyspeech_m_explored": False,
+               "tinyspeech_m_arena8k": False}
 
 
 def names() -> list[str]:
@@ -249,4 +252,5 @@ def from_spec(path_or_dict: str | os.PathLike | dict,
 
 __all__ = ["get", "names", "builders", "architecture", "load_spec", "from_spec", "SPEC_KEYS",
            "PAPER", "PER_CHANNEL", "tinyspeech", "tinyspeech_x", "tinyspeech_y", "tinyspeech_z",
-           "tinyspeech_m", "tinyspeech_m_explored", "tiny_conv", "ds_cnn", "ds_cnn_m"]
+           "tinyspeech_m", "tinyspeech_m_explored", "tinyspeech_m_arena8k", "tiny_conv", "ds_cnn",
+           "ds_cnn_m"]

@@ -29,11 +29,17 @@ here and why:
 - Weight sharing and low-rank factorisation (``share``, ``low_rank``, ``low_rank_share``) are
   off by default; they trade accuracy for flash (``tinyspeech_tf.compress`` measures what the
   int8 flatbuffer then stores).
-- Global average pooling is a MEAN, not an AVERAGE_POOL_2D over the whole map: int8
-  AVERAGE_POOL_2D must keep its input's scale, and without batch norm the head's output range
-  is set by rare large activations (hundreds) while the averages are a few units, so they would
-  be left with a handful of int8 levels. MEAN requantizes to a range of its own; measured on a
-  trained TinySpeech-M this was the largest single int8 error.
+- Global average pooling: TinySpeech-M (and the designs searched for M's limits) pool with two
+  depthwise convs of constant weights, the mean over time then over frequency
+  (``global_pool="depthwise"``, :mod:`tinyspeech_tf.layers.pooling`): CMSIS-NN has a kernel for
+  them and none for MEAN, which on a Cortex-M4 build was a fifth of M's instructions. X/Y/Z keep
+  the MEAN. Not an AVERAGE_POOL_2D over the whole map: int8 AVERAGE_POOL_2D must keep its
+  input's scale, and without batch norm the head's output range is set by rare large
+  activations (hundreds) while the averages are a few units, so they would be left with a
+  handful of int8 levels; both MEAN and the depthwise convs requantize to a range of their own.
+- M also computes its residual condensers as V * (1 + A*S) (``fuse_residual``), the 1 added at
+  the condensed resolution: the same function as V + V*A*S with one element-wise op per
+  condenser at V's resolution instead of two.
 """
 
 from __future__ import annotations
@@ -41,11 +47,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from tinyspeech_tf._compat import keras
-from tinyspeech_tf.layers import apply_condenser, condenser_layers
+from tinyspeech_tf.layers import apply_condenser, condenser_layers, global_average_depthwise
 from tinyspeech_tf.layers import low_rank as lr
 from tinyspeech_tf.layers.attention_condenser import EMBEDDING_STEPS, WEIGHTED
 
 SHARE_MODES = ("none", "block", "embedding")
+GLOBAL_POOLS = ("mean", "depthwise")
 LOW_RANK_LAYERS = ("pointwise", "head", "dense")
 
 
@@ -60,7 +67,7 @@ def tinyspeech(input_shape: Sequence[int] = (49, 10, 1), num_classes: int = 12, 
                low_rank_share: bool = False,
                low_rank_layers: Sequence[str] = LOW_RANK_LAYERS,
                dropout: float = 0.0, fuse_residual: bool = False,
-               name: str = "tinyspeech") -> keras.Model:
+               global_pool: str = "mean", name: str = "tinyspeech") -> keras.Model:
     """Build a TinySpeech network.
 
     Args:
@@ -98,7 +105,12 @@ def tinyspeech(input_shape: Sequence[int] = (49, 10, 1), num_classes: int = 12, 
         fuse_residual: compute the residual V + V*A*S as V * (1 + A*S), the 1 added at the
             condensed resolution before the resize: the same function, with no element-wise
             op but one MUL at V's resolution per condenser (and a smaller arena).
+        global_pool: ``"mean"`` (a MEAN op) or ``"depthwise"`` (DEPTHWISE_CONV_2Ds with
+            constant weights, see :mod:`tinyspeech_tf.layers.pooling`): the same average,
+            but CMSIS-NN accelerates it; the weights of one load into the other.
     """
+    if global_pool not in GLOBAL_POOLS:
+        raise ValueError(f"global_pool must be one of {GLOBAL_POOLS}, got {global_pool!r}")
     if share not in SHARE_MODES:
         raise ValueError(f"share must be one of {SHARE_MODES}, got {share!r}")
     if int(low_rank) < 0:
@@ -146,7 +158,8 @@ def tinyspeech(input_shape: Sequence[int] = (49, 10, 1), num_classes: int = 12, 
         x = apply_condenser(layers, x)
     x = conv_block(x, head_channels, tuple(head_kernel), tuple(head_strides), "head",
                    rank=rank_of("head"))
-    x = keras.layers.GlobalAveragePooling2D(name="gap")(x)
+    x = (global_average_depthwise(x, name="gap") if global_pool == "depthwise"
+         else keras.layers.GlobalAveragePooling2D(name="gap")(x))
     if dropout:
         x = keras.layers.Dropout(dropout, name="dropout")(x)
     outputs = lr.dense(head_channels, num_classes, rank=rank_of("dense"), bank=bank,
@@ -162,13 +175,23 @@ PRESETS: dict[str, dict] = {
                          embed_widths=(6, 6, 6, 18, 26, 18), head_channels=28),
     "tinyspeech_z": dict(stem_channels=7, stem_kernel=(10, 4), stem_strides=(1, 1),
                          embed_widths=(3, 3, 2, 11, 14, 10), head_channels=17),
+    # Its residual fused and its global pool as depthwise convs: the same function with fewer
+    # and smaller element-wise ops and no MEAN, which CMSIS-NN cannot accelerate.
     "tinyspeech_m": dict(stem_channels=12, stem_strides=(2, 2), embed_widths=(8, 12, 10),
-                         head_channels=28, use_batch_norm=False),
+                         head_channels=28, use_batch_norm=False, fuse_residual=True,
+                         global_pool="depthwise"),
     # Found by `tinyspeech explore` under M's limits (spec reports/specs/stem_m.json): M's
     # condensers behind MLPerf DS-CNN's 10x4 stem, a narrower head.
     "tinyspeech_m_explored": dict(stem_channels=12, stem_kernel=(10, 4), stem_strides=(2, 2),
                                   embed_widths=(8, 12, 10), head_channels=24,
-                                  use_batch_norm=False),
+                                  use_batch_norm=False, fuse_residual=True,
+                                  global_pool="depthwise"),
+    # Found by `tinyspeech explore --max-arena 10240` (`make explore-arena8k`): two condensers
+    # on 8 channels and a head of stride 2, for boards with about 8 KB of arena.
+    "tinyspeech_m_arena8k": dict(stem_channels=8, stem_kernel=(10, 4), stem_strides=(2, 2),
+                                 embed_widths=(8, 10), head_channels=28, head_strides=(2, 2),
+                                 use_batch_norm=False, fuse_residual=True,
+                                 global_pool="depthwise"),
 }
 
 
@@ -207,3 +230,13 @@ def tinyspeech_m_explored(input_shape: Sequence[int] = (49, 10, 1), num_classes:
     the zoo: it beat M over three seeds of the same recipe (``reports/seeds.md``, as
     ``stem_m``), so it ships with weights beside M."""
     return _preset("tinyspeech_m_explored", input_shape, num_classes, kwargs)
+
+
+def tinyspeech_m_arena8k(input_shape: Sequence[int] = (49, 10, 1), num_classes: int = 12,
+                         **kwargs) -> keras.Model:
+    """TinySpeech-M for about 8 KB of arena on a 32-bit board (10 KB on this 64-bit host,
+    where TFLM's bookkeeping is larger): the best design ``tinyspeech explore`` found under
+    that limit. Why it is smaller: the arena of a model this size is mostly TFLM's per-op
+    bookkeeping plus the three full-resolution tensors of a condenser's MUL, so it has one
+    condenser fewer than M, 8 channels instead of 12, and a head of stride 2."""
+    return _preset("tinyspeech_m_arena8k", input_shape, num_classes, kwargs)
