@@ -9,6 +9,7 @@ import shlex
 import sys
 from pathlib import Path
 
+from tinyspeech_tf.data.clips import cache_dir
 from tinyspeech_tf.errors import UserError
 from tinyspeech_tf.io import replace_files
 
@@ -19,8 +20,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--real", default="../shared/data/speech_commands_v0.02_real",
                         help="real clips the archive varies (12-class layout; skipped with a "
                              "note when absent)")
-    parser.add_argument("--work", default=".cache/scale",
-                        help="where the archive is built once and kept (default .cache/scale)")
+    parser.add_argument("--work", default=None,
+                        help="where the archive is built once and kept (default scale/ in the "
+                             "cache: $TINYSPEECH_CACHE or .cache)")
     parser.add_argument("--sizes", default=",".join(str(s) for s in SIZES),
                         help="comma-separated clip counts, the largest is the archive's size")
     parser.add_argument("--no-synthetic", action="store_true",
@@ -54,8 +56,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"bench-scale: {args.real} absent; the archive varies synthetic clips only")
     noise = default_noise_dir()
     command = "tinyspeech bench-scale " + shlex.join(sys.argv[2:])
-    report = scale.run_bench(splits, noise, Path(args.work), sizes, args.seed,
-                             command.strip())
+    work = Path(args.work) if args.work else cache_dir() / "scale"
+    report = scale.run_bench(splits, noise, work, sizes, args.seed, command.strip())
     out = Path(args.out)
     replace_files({out.with_suffix(".json"): json.dumps(report, indent=2) + "\n",
                    out.with_suffix(".md"): scale.to_markdown(report)})

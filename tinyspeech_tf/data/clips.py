@@ -246,10 +246,14 @@ def of_int16_cache(path: str | os.PathLike, rows: int) -> Clips:
     return Clips([(INT16, os.fspath(path), i, 0.0) for i in range(rows)])
 
 
+def repo_root() -> Path:
+    """The repository checkout this package lives in (the editable install's root)."""
+    return Path(__file__).resolve().parents[2]
+
+
 def cache_dir() -> Path:
     """Where caches go: ``$TINYSPEECH_CACHE`` or the checkout's ``.cache/``."""
-    root = Path(__file__).resolve().parents[2]
-    return Path(os.environ.get("TINYSPEECH_CACHE") or root / ".cache")
+    return Path(os.environ.get("TINYSPEECH_CACHE") or repo_root() / ".cache")
 
 
 def cached_rows(pcm: Path, rows: Callable[[], Iterator[tuple[np.ndarray, int]]]

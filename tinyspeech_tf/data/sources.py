@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from tinyspeech_tf.audio import fit_length, read_wav
-from tinyspeech_tf.data.clips import Clips, as_clips, check_clips, silence_clips
+from tinyspeech_tf.data.clips import Clips, as_clips, check_clips, repo_root, silence_clips
 from tinyspeech_tf.data.protocol import (
     CLIP_SAMPLES,
     LABELS,
@@ -117,11 +117,6 @@ def canonical_split(name: str) -> str:
         if name == canon or name in aliases:
             return canon
     raise UserError(f"unknown split {name!r}; use one of train, validation (val), test")
-
-
-def repo_root() -> Path:
-    """The repository checkout this package lives in (the editable install's root)."""
-    return Path(__file__).resolve().parents[2]
 
 
 def shared_dir() -> Path:

@@ -16,7 +16,7 @@ ABLATION_REPORT = Path("reports") / "f_mode_ablation"
 
 def ablation_report(root: Path | None = None) -> dict | None:
     """The committed ablation report, if present."""
-    from tinyspeech_tf.data.sources import repo_root
+    from tinyspeech_tf.data.clips import repo_root
 
     path = (root or repo_root()) / ABLATION_REPORT.with_suffix(".json")
     try:
