@@ -141,7 +141,8 @@ bench: $(STAMP)
 
 # Training cost as the dataset grows: a 105,000-clip archive in the official layout is built
 # once in .cache/scale ($TINYSPEECH_CACHE/scale when set; about 3.4 GB) from the real and
-# synthetic clips, then one epoch of TinySpeech-M at 10K, 40K and 105K clips -> bench/scale.{json,md} (peak RSS, clips/s, first batch).
+# synthetic clips, then one epoch of TinySpeech-M at 10K, 40K and 105K clips ->
+# bench/scale.{json,md} (peak RSS, clips/s, first batch).
 bench-scale: $(STAMP)
 	$(VENV)/bin/tinyspeech bench-scale --real $(REAL)
 
