@@ -118,6 +118,13 @@ def test_finished_run_counts_only_for_todays_architecture(straight_run, tone_set
     assert metrics["architecture"] == zoo.architecture("tinyspeech_m")
     config = _config(tone_set, out)
     assert finished_metrics(config) is not None
+    # A run recorded before the builder had an option counts at that option's default ...
+    recorded = {k: v for k, v in metrics["architecture"].items() if k != "share"}
+    assert zoo.same_architecture(recorded, "tinyspeech_m")
+    assert not zoo.same_architecture({**recorded, "share": "block"}, "tinyspeech_m")
+    # ... but not when today's preset sets it otherwise.
+    assert not zoo.same_architecture({k: v for k, v in recorded.items()
+                                      if k != "global_pool"}, "tinyspeech_m")
     monkeypatch.setitem(PRESETS, "tinyspeech_m", {**PRESETS["tinyspeech_m"], "head_channels": 24})
     assert finished_metrics(config) is None
 

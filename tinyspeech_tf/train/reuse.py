@@ -34,8 +34,8 @@ def finished_metrics(config: TrainConfig) -> dict | None:
         from tinyspeech_tf import zoo
 
         try:
-            same = metrics["architecture"] == zoo.architecture(config.model,
-                                                               **config.model_kwargs)
+            same = zoo.same_architecture(metrics["architecture"], config.model,
+                                         **config.model_kwargs)
         except (KeyError, TypeError):
             same = False
     if same and uses_synthetic(config):

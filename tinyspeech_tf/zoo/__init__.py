@@ -205,6 +205,23 @@ def load_spec(path_or_dict: str | os.PathLike | dict) -> tuple[dict, str]:
     return spec, where
 
 
+def _builder_and_preset(name: str) -> tuple[Callable, dict]:
+    from tinyspeech_tf.zoo.ds_cnn import PRESETS as DS_CNN_PRESETS
+    from tinyspeech_tf.zoo.tinyspeech import PRESETS
+
+    if name in PRESETS:
+        return tinyspeech, PRESETS[name]
+    if name in DS_CNN_PRESETS:
+        return ds_cnn, DS_CNN_PRESETS[name]
+    return _REGISTRY[name], {}
+
+
+def _defaults(fn: Callable) -> dict:
+    params = inspect.signature(fn).parameters
+    return {k: p.default for k, p in params.items()
+            if k not in _DATA_ARGS and k != "name" and p.default is not inspect.Parameter.empty}
+
+
 def architecture(name: str, **kwargs) -> dict:
     """Every builder argument zoo model ``name`` is built with (its preset and ``kwargs`` over
     the builder's defaults), as JSON values.
@@ -212,21 +229,22 @@ def architecture(name: str, **kwargs) -> dict:
     A run records it, so a run trained before a zoo preset changed is told apart from one of
     today's architecture of the same name.
     """
-    from tinyspeech_tf.zoo.ds_cnn import PRESETS as DS_CNN_PRESETS
-    from tinyspeech_tf.zoo.tinyspeech import PRESETS
-
-    fn, preset = _REGISTRY[name], {}
-    if name in PRESETS:
-        fn, preset = tinyspeech, PRESETS[name]
-    elif name in DS_CNN_PRESETS:
-        fn, preset = ds_cnn, DS_CNN_PRESETS[name]
-    params = inspect.signature(fn).parameters
-    args = {k: p.default for k, p in params.items()
-            if k not in _DATA_ARGS and p.default is not inspect.Parameter.empty}
-    args.update(preset)
-    args.update(kwargs)
+    fn, preset = _builder_and_preset(name)
+    args = {**_defaults(fn), **preset, **kwargs}
     args.pop("name", None)
     return json.loads(json.dumps(args))
+
+
+def same_architecture(recorded: dict, name: str, **kwargs) -> bool:
+    """Whether a run's recorded :func:`architecture` is today's of zoo model ``name``.
+
+    An argument the builder gained after the run was recorded counts at its default: a new
+    option that leaves the model as it was does not make older runs of it stale, while a
+    preset that sets it does.
+    """
+    fn, _ = _builder_and_preset(name)
+    defaults = json.loads(json.dumps(_defaults(fn)))
+    return architecture(name, **kwargs) == {**defaults, **recorded}
 
 
 def from_spec(path_or_dict: str | os.PathLike | dict,
@@ -250,7 +268,7 @@ def from_spec(path_or_dict: str | os.PathLike | dict,
                         f"{message[:300]}") from None
 
 
-__all__ = ["get", "names", "builders", "architecture", "load_spec", "from_spec", "SPEC_KEYS",
-           "PAPER", "PER_CHANNEL", "tinyspeech", "tinyspeech_x", "tinyspeech_y", "tinyspeech_z",
-           "tinyspeech_m", "tinyspeech_m_explored", "tinyspeech_m_arena8k", "tiny_conv", "ds_cnn",
-           "ds_cnn_m"]
+__all__ = ["get", "names", "builders", "architecture", "same_architecture", "load_spec",
+           "from_spec", "SPEC_KEYS", "PAPER", "PER_CHANNEL", "tinyspeech", "tinyspeech_x",
+           "tinyspeech_y", "tinyspeech_z", "tinyspeech_m", "tinyspeech_m_explored",
+           "tinyspeech_m_arena8k", "tiny_conv", "ds_cnn", "ds_cnn_m"]
