@@ -17,17 +17,19 @@ from tinyspeech_tf.quantize import lut as compress
 from tinyspeech_tf.quantize import qat
 
 # kwargs -> (distinct weight buffers, sorted consumer counts of the shared weight tensors).
-# M stores 12 filters: stem, 3 x (depthwise, pointwise, projection), head, dense.
+# M stores 12 learnt filters: stem, 3 x (depthwise, pointwise, projection), head, dense; and
+# the 2 constant kernels of its depthwise global pool (POOL), in every variant.
+POOL = 2
 VARIANTS = {
-    "none": ({}, 12, []),
+    "none": ({}, 12 + POOL, []),
     # one condenser's depthwise, pointwise and projection, each read by 3 ops
-    "block": ({"share": "block"}, 6, [3, 3, 3]),
+    "block": ({"share": "block"}, 6 + POOL, [3, 3, 3]),
     # equal widths: depthwise and pointwise shared by 3 condensers, 3 own projections
-    "embedding": ({"share": "embedding", "embed_widths": (10, 10, 10)}, 8, [3, 3]),
+    "embedding": ({"share": "embedding", "embed_widths": (10, 10, 10)}, 8 + POOL, [3, 3]),
     # 20 factors; 12->4 (3 pointwise downs and the width-12 projection's down) and 4->12
     # (3 projection ups) are one tensor each
-    "low_rank_shared": ({"low_rank": 4, "low_rank_share": True}, 15, [3, 4]),
-    "low_rank_head": ({"low_rank": 8, "low_rank_layers": ["head", "dense"]}, 14, []),
+    "low_rank_shared": ({"low_rank": 4, "low_rank_share": True}, 15 + POOL, [3, 4]),
+    "low_rank_head": ({"low_rank": 8, "low_rank_layers": ["head", "dense"]}, 14 + POOL, []),
 }
 
 

@@ -168,7 +168,8 @@ def start_params(name_or_spec: str, constraints: Constraints) -> dict:
 
     Used to enqueue known designs (e.g. the hand-built TinySpeech-M) as the study's first
     trials, so the sampler models the space around them from the start. Every value must lie
-    on the search grid, and options outside the space must be at their defaults.
+    on the search grid, and options outside the space must be at their defaults. The design is
+    rebuilt in the space's :func:`deployment_forms`, whatever its own say.
     """
     kw, label = _architecture(name_or_spec)
     return space_params(kw, f"--start-from {label}", constraints)
