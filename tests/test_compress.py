@@ -37,8 +37,10 @@ def test_cluster_limits_values_per_channel_and_keeps_zeros(per_channel):
     assert len(report) == len(compress.weight_tensors(source))
     for t in compress.weight_tensors(clustered):
         assert compress.distinct_values(clustered, t["tensor"]) <= 8
-    # Most filters had more (a 3x3 per-channel stem has only 9 values per channel).
-    assert sum(r["distinct_before"] > 8 for r in report) >= len(report) - 2
+    # Most learnt filters had more (a 3x3 per-channel stem has only 9 values per channel); the
+    # global pool's two constant kernels hold one value each.
+    assert sum(r["distinct_before"] == 1 for r in report) == 2
+    assert sum(r["distinct_before"] > 8 for r in report) >= len(report) - 2 - 2
     # Zeros survive clustering (pruned weights stay pruned) and the model still runs exactly.
     src, out = bytearray(source), bytearray(clustered)
     for t in compress.weight_tensors(source):
@@ -69,9 +71,13 @@ def test_lut_compression_shrinks_and_decodes_to_its_source_in_tflm(per_channel):
 
 
 def test_unclustered_filters_are_left_alone():
+    """Learnt filters keep more than 16 values unless clustered, so only the global pool's
+    constant kernels (one value each) are worth a lookup table as they are: the 25-frame one
+    (700 B); the 5-coefficient one (140 B) saves less than its decoding costs."""
     source = converted(False)
     out, chosen = compress.lut_compress(source, 4)
-    assert chosen == [] and out == source
+    assert [c["shape"] for c in chosen] == [[1, 25, 1, 28]]
+    assert len(out) < len(source)
 
 
 def test_cluster_rejects_bits_that_cannot_compress():

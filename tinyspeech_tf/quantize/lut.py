@@ -76,12 +76,18 @@ def weight_storage(tflite_bytes: bytes) -> dict:
 
 
 def zero_fraction(tflite_bytes: bytes) -> float:
-    """Fraction of exact zeros over the stored int8 filter weights (pruning's footprint)."""
+    """Fraction of exact zeros over the stored int8 filter weights (pruning's footprint).
+
+    Filters holding one value throughout are left out: they are constants of the graph (the
+    depthwise global pool's averaging kernels), not weights pruning could have zeroed.
+    """
     blob = bytearray(tflite_bytes)
     zeros = total = 0
     for t in weight_tensors(tflite_bytes):
         if t["type"] == "INT8":
             values = _buffer_array(blob, t)
+            if values.size > 1 and np.all(values == values.flat[0]):
+                continue
             zeros += int((values == 0).sum())
             total += values.size
     return zeros / max(1, total)
