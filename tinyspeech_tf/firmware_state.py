@@ -187,8 +187,9 @@ def main(argv: list[str] | None = None) -> int:
             except OSError as err:
                 raise UserError(f"--readme {args.readme}: cannot read it ({err.strerror})") \
                     from None
-            replace_marked(readme_text, README_START, README_END, "", "; add them or drop "
-                           "--readme")  # checked before the build, not after
+            # Checked before the build, not after it.
+            replace_marked(readme_text, README_START, README_END, "",
+                           f"in {args.readme}; add them or drop --readme")
         if args.export is not None and not (Path(args.export) / "model_settings.h").is_file():
             raise UserError(f"--export {args.export}: no model_settings.h there (the output "
                             "directory of `tinyspeech export-tflite`)")
