@@ -129,11 +129,13 @@ def sample_spec(trial, constraints: Constraints) -> dict:
 
 
 def deployment_forms(f_mode: str) -> dict:
-    """How every searched design is laid out for TFLM, as TinySpeech-M is: the residual fused
-    at the condensed resolution and the global pool as depthwise convs. Not searched: they
-    change no float maths, only the op count, arena and cycles, and the limits should judge a
-    design in the form it ships in."""
-    return {"fuse_residual": f_mode == "residual", "global_pool": "depthwise"}
+    """How every searched design is laid out for TFLM: TinySpeech-M's forms
+    (``zoo.tinyspeech.M_DEPLOYMENT``), the fusion only where there is a residual to fuse. Not
+    searched: they change no float maths, only the op count, arena and cycles, and the limits
+    should judge a design in the form it ships in."""
+    from tinyspeech_tf.zoo.tinyspeech import M_DEPLOYMENT
+
+    return {**M_DEPLOYMENT, "fuse_residual": f_mode == "residual"}
 
 
 def _builder_defaults() -> dict:

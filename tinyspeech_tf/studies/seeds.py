@@ -115,11 +115,7 @@ def to_markdown(report: dict) -> str:
                      + f" | **{row['mean']:.2%}** | {row['min']:.2%}..{row['max']:.2%} "
                      f"| {row['float_mean']:.2%} | {row['tflite_bytes']:,} "
                      f"| {row['arena_bytes']:,} | {row['params']:,} "
-                     f"| {row.get('ops', '')} | {_us(row.get('latency_us'))} |")
+                     f"| {row['ops']} | {row['latency_us']:.1f} |")
     return "\n".join(lines + ["", "TFLM ops and host µs: the first seed's int8 model; host µs "
                                "is the median of interleaved invokes in the TFLM Python "
                                "interpreter (reference kernels), not a board's time.", ""])
-
-
-def _us(value) -> str:
-    return "" if value is None else f"{value:.1f}"

@@ -54,6 +54,10 @@ from tinyspeech_tf.layers.attention_condenser import EMBEDDING_STEPS, WEIGHTED
 SHARE_MODES = ("none", "block", "embedding")
 GLOBAL_POOLS = ("mean", "depthwise")
 LOW_RANK_LAYERS = ("pointwise", "head", "dense")
+# How TinySpeech-M and the designs made for its limits are laid out for TFLM: the residual
+# fused and the global pool as depthwise convs; the same function with fewer and smaller
+# element-wise ops and no MEAN, which CMSIS-NN cannot accelerate.
+M_DEPLOYMENT = {"fuse_residual": True, "global_pool": "depthwise"}
 
 
 def tinyspeech(input_shape: Sequence[int] = (49, 10, 1), num_classes: int = 12, *,
@@ -175,26 +179,21 @@ PRESETS: dict[str, dict] = {
                          embed_widths=(6, 6, 6, 18, 26, 18), head_channels=28),
     "tinyspeech_z": dict(stem_channels=7, stem_kernel=(10, 4), stem_strides=(1, 1),
                          embed_widths=(3, 3, 2, 11, 14, 10), head_channels=17),
-    # Its residual fused and its global pool as depthwise convs: the same function with fewer
-    # and smaller element-wise ops and no MEAN, which CMSIS-NN cannot accelerate.
     "tinyspeech_m": dict(stem_channels=12, stem_strides=(2, 2), embed_widths=(8, 12, 10),
-                         head_channels=28, use_batch_norm=False, fuse_residual=True,
-                         global_pool="depthwise"),
+                         head_channels=28, use_batch_norm=False, **M_DEPLOYMENT),
     # Found by `tinyspeech explore` under M's limits (spec reports/specs/stem_m.json): M's
     # condensers behind MLPerf DS-CNN's 10x4 stem, a narrower head.
     "tinyspeech_m_explored": dict(stem_channels=12, stem_kernel=(10, 4), stem_strides=(2, 2),
                                   embed_widths=(8, 12, 10), head_channels=24,
-                                  use_batch_norm=False, fuse_residual=True,
-                                  global_pool="depthwise"),
+                                  use_batch_norm=False, **M_DEPLOYMENT),
     # For boards with about 8 KB of arena: the best design of `make explore-arena8k` (two
     # condensers on 8 channels, a head of stride 2; spec reports/specs/arena8k_two.json) with
     # the room left under the limit spent on width (depth multiplier 2, embeddings 12 and 16, a
-    # 32-channel head; reports/specs/arena8k_wide.json), which over three seeds of the real
-    # recipe scored 1.4 points above it (reports/m_graph.md has this one beside M).
+    # 32-channel head; reports/specs/arena8k_wide.json), which scored higher over three seeds
+    # of the real recipe (reports/m_graph.md has this one beside M).
     "tinyspeech_m_arena8k": dict(stem_channels=8, stem_kernel=(10, 4), stem_strides=(2, 2),
                                  depth_multiplier=2, embed_widths=(12, 16), head_channels=32,
-                                 head_strides=(2, 2), use_batch_norm=False, fuse_residual=True,
-                                 global_pool="depthwise"),
+                                 head_strides=(2, 2), use_batch_norm=False, **M_DEPLOYMENT),
 }
 
 
