@@ -184,13 +184,14 @@ explore-arena8k: $(STAMP)
 		EXPLORE_LIMITS="--max-params 15000 --max-bytes 16384 --max-arena 10240 --tflm-ops --no-batchnorm" \
 		EXPLORE_START="$(ARENA8K_START)"
 
-# TinySpeech-M's TFLM graph before and after its deployment forms (fused residual, depthwise
-# global pool) and the 8 KB-arena design, over SEEDS seeds of the real recipe: accuracy,
-# bytes, arena, operators, host latency -> reports/m_graph.{json,md}.
+# TinySpeech-M's TFLM graph before and after its deployment forms (fused residual, A*S + 1
+# and the global pool as depthwise convs), with the hard-sigmoid gate, and the 8 KB-arena
+# design, over SEEDS seeds of the real recipe: accuracy, bytes, arena, operators, host
+# latency -> reports/m_graph.{json,md}.
 m-graph-report: $(STAMP)
-	$(VENV)/bin/tinyspeech seeds reports/specs/m_plain.json reports/specs/m_fused_mean.json \
-		tinyspeech_m tinyspeech_m_arena8k --data $(REAL) --seeds $(SEEDS) --runs runs/m_graph \
-		--report reports/m_graph
+	$(VENV)/bin/tinyspeech seeds reports/specs/m_plain.json tinyspeech_m \
+		reports/specs/m_hard_gate.json tinyspeech_m_arena8k --data $(REAL) --seeds $(SEEDS) \
+		--runs runs/m_graph --report reports/m_graph
 
 # Architectures compared over SEEDS training seeds by the real-data recipe (one run's accuracy
 # moves by points with the seed): runs/seeds/<name>_seed<s> (finished runs are kept) ->

@@ -130,3 +130,51 @@ def test_layer_and_functional_forms_compute_the_same(f_mode):
     x = rng.standard_normal((3, 25, 5, 4)).astype(np.float32)
     np.testing.assert_allclose(single(x).numpy(), graph(x).numpy(), rtol=1e-5, atol=1e-6)
     assert profile.total_macs(single) == profile.total_macs(graph) > 0
+
+
+def _graph_condenser(shape, **kwargs):
+    from tinyspeech_tf.layers import apply_condenser, condenser_layers
+
+    inputs = keras.Input(shape)
+    layers = condenser_layers(shape[-1], (2 * shape[-1], 4), name="c", **kwargs)
+    return keras.Model(inputs, apply_condenser(layers, inputs)), layers
+
+
+def test_depthwise_scale_is_the_same_function_as_the_mul():
+    """A * S + 1 as a 1x1 depthwise conv: same weights, same output; in int8 one
+    DEPTHWISE_CONV_2D and no MUL/ADD at the condensed resolution."""
+    x = np.random.default_rng(3).standard_normal((4, 25, 5, 3)).astype(np.float32)
+    mul, _ = _graph_condenser((25, 5, 3), f_mode="residual", fuse_residual=True,
+                              embedding="depthwise")
+    dw, _ = _graph_condenser((25, 5, 3), f_mode="residual", fuse_residual=True,
+                             embedding="depthwise", scale_op="depthwise")
+    weights = [w * 0.5 + 0.3 for w in mul.get_weights()]
+    mul.set_weights(weights)
+    dw.set_weights(weights)
+    np.testing.assert_allclose(dw(x).numpy(), mul(x).numpy(), rtol=1e-5, atol=1e-6)
+    ops = op_set(convert_int8(dw, x, allowed_ops=CONDENSER_OPS))
+    assert "ADD" not in ops and "DEPTHWISE_CONV_2D" in ops
+    assert set(op_set(convert_int8(mul, x, allowed_ops=CONDENSER_OPS))) >= {"ADD", "MUL"}
+
+
+def test_hard_sigmoid_gate_matches_its_formula_and_converts_without_logistic():
+    """A = relu6(z + 3) / 6 with z the projection (its bias starts at 3, S at scale_init / 6),
+    V' = V * (1 + A' * S'), A' = relu6(z + 3) and S' = S / 6: no LOGISTIC in the int8 graph."""
+    x = np.random.default_rng(4).standard_normal((2, 7, 5, 3)).astype(np.float32) * 3
+    model, layers = _graph_condenser((7, 5, 3), f_mode="residual", fuse_residual=True,
+                                     gate="hard_sigmoid", scale_init=0.9)
+    assert layers["sigmoid"] is None
+    np.testing.assert_allclose(layers["project"].bias.numpy(), 3.0)
+    np.testing.assert_allclose(layers["scale"].scale.numpy(), 0.9 / 6, rtol=1e-6)
+    k = layers["condense"](x)
+    for step in ("embed1", "embed2"):
+        k = layers[step](k)
+    z = tf.nn.bias_add(tf.nn.conv2d(k, layers["project"].kernel, 1, "SAME"),
+                       layers["project"].bias).numpy()  # before its activation
+    gate = np.clip(z, 0.0, 6.0) * layers["scale"].scale.numpy() + 1.0
+    rows = np.minimum(((np.arange(7) + 0.5) * 4 / 7).astype(int), 3)
+    cols = np.minimum(((np.arange(5) + 0.5) * 3 / 5).astype(int), 2)
+    np.testing.assert_allclose(model(x).numpy(), x * gate[:, rows][:, :, cols], rtol=1e-5,
+                               atol=1e-5)
+    ops = op_set(convert_int8(model, x, allowed_ops=CONDENSER_OPS))
+    assert "LOGISTIC" not in ops and "MUL" in ops

@@ -243,6 +243,7 @@ def test_train_spec_trains_and_resumes(tone_set, tmp_path, capsys):
     state = json.loads((out / "checkpoints" / "state.json").read_text())
     assert resumed["epochs"] == 2 and state["epoch"] == 2
     assert resumed["spec"] == spec and resumed["params"] == metrics["params"]
+    assert resumed["architecture"] == zoo.architecture("tinyspeech", **spec["kwargs"])
     capsys.readouterr()
     fails_one_line(["train", "--spec", str(spec_file), "--model-arg", "f_mode=multiply",
                     "--data", str(tone_set)], capsys, "--model-arg and --spec")

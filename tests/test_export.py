@@ -21,7 +21,7 @@ from conftest import REPO_ROOT, require_tools
 from conftest import fails_one_line as _fails
 from tiny_export import make_run
 
-from tinyspeech_tf import cli, quantize, tflm
+from tinyspeech_tf import board_arena, cli, quantize, tflm
 from tinyspeech_tf.audio import write_wav
 from tinyspeech_tf.errors import UserError
 from tinyspeech_tf.export import bundle as E
@@ -184,12 +184,18 @@ def test_settings_match_run(exported, run_dir) -> None:
     d = _defines(exported["files"][H.MODEL_SETTINGS_H])
     io = quantize.io_quantization(exported["tflite"])
     measured = tflm.arena_bytes(exported["tflite"])
-    arena = int(d["TINYSPEECH_ARENA_SIZE"])
-    assert measured <= arena <= measured + 2048 and arena % 16 == 0
+    # TINYSPEECH_ARENA_SIZE is defined twice: for 64-bit hosts, then for 32-bit targets.
+    arena, arena_32bit = (int(line.split()[2]) for line in
+                          exported["files"][H.MODEL_SETTINGS_H].splitlines()
+                          if line.startswith("#define TINYSPEECH_ARENA_SIZE "))
+    margin = E.DEFAULT_ARENA_MARGIN
+    assert int(d["TINYSPEECH_ARENA_MARGIN"]) == margin
     assert int(d["TINYSPEECH_ARENA_MEASURED"]) == measured
-    assert arena == -(-(measured + 1024) // 16) * 16
-    assert int(d["TINYSPEECH_ARENA_MARGIN"]) == 1024
+    assert arena == -(-(measured + margin) // 16) * 16
     tflm.interpreter(exported["tflite"], arena)  # allocates in the header's arena
+    board = board_arena.board_arena_bytes(exported["tflite"])
+    assert int(d["TINYSPEECH_ARENA_32BIT"]) == board["arena"] < measured
+    assert arena_32bit == -(-(board["arena"] + margin) // 16) * 16
     assert d["TINYSPEECH_INPUT_SCALE"] == c_float(io["input_scale"])
     assert int(d["TINYSPEECH_INPUT_ZERO_POINT"]) == io["input_zero_point"]
     assert d["TINYSPEECH_OUTPUT_SCALE"] == c_float(io["output_scale"])
@@ -208,7 +214,7 @@ def test_settings_match_run(exported, run_dir) -> None:
     assert d["TINYSPEECH_MODEL_FNV1A32"] == f"0x{fnv1a32(exported['tflite']):08x}u"
     m = exported["manifest"]
     assert (m["arena_measured_bytes"], m["arena_header_bytes"], m["arena_margin_bytes"]) == \
-        (measured, arena, 1024)
+        (measured, arena, margin)
 
 
 def _settings(detector=None) -> H.Settings:
@@ -218,7 +224,8 @@ def _settings(detector=None) -> H.Settings:
     return H.Settings(labels=LABELS, frontend=DEFAULT_CONFIG, input_frames=49,
                       input_coefficients=10, input_scale=0.5, input_zero_point=0,
                       output_scale=1 / 256, output_zero_point=-128, arena_measured=1000,
-                      arena_margin=16, arena_size=1024, silence_index=0, unknown_index=1,
+                      arena_margin=16, arena_size=1024, arena_32bit=800,
+                      arena_32bit_size=816, silence_index=0, unknown_index=1,
                       detector=detector)
 
 
@@ -517,6 +524,23 @@ def test_model_files_compile_warning_free(exported, tmp_path, compiler) -> None:
         proc = _compile([str(tmp_path / "check")], tmp_path)
         _ok(proc)
         assert proc.stdout.startswith("ok ")
+
+
+@pytest.mark.firmware
+@pytest.mark.parametrize("compiler", ["host", "arm"])
+def test_arena_size_follows_the_target_pointer_size(exported, tmp_path, compiler) -> None:
+    """A 64-bit host build gets the measured arena, a Cortex-M build board_arena's bound
+    (each plus the margin): the value the compiler sees is the one for its target."""
+    cxx = ["g++", *CXX_FLAGS] if compiler == "host" else ARM_CXX
+    require_tools(cxx[0])
+    out = exported["out"]
+    sizes = [int(line.split()[2]) for line in (out / H.MODEL_SETTINGS_H).read_text().splitlines()
+             if line.startswith("#define TINYSPEECH_ARENA_SIZE ")]
+    expected = sizes[0] if compiler == "host" else sizes[1]
+    assert sizes[0] != sizes[1]
+    (tmp_path / "a.cc").write_text('#include "model_settings.h"\n'
+                                   f'static_assert(kArenaSize == {expected}, "arena");\n')
+    _ok(_compile([*cxx, *_includes(out), "-c", "a.cc", "-o", "a.o"], tmp_path))
 
 
 @pytest.mark.firmware

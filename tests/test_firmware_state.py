@@ -69,8 +69,8 @@ def test_parts_are_the_exported_model_s_sizes(state, export_dir) -> None:
     # [results x classes] (KWS_RECOGNIZER_STATE_BYTES); the counters are 15 int32
     ring = 4 * labels + 4 * results + (labels * results + 3) // 4 * 4
     assert parts["smoother"] == 15 * 4 + ring
-    fft, overlap = 4 * 512, 2 * (480 - 320)
-    assert fft + overlap <= parts["frontend"] <= fft + overlap + 16
+    frame = 2 * 480  # int16 samples of one frame; the FFT's floats are on the stack
+    assert frame <= parts["frontend"] <= frame + 16
     tflm = sum(state.members[m][1] for m, _ in FS.TFLM_PARTS)
     assert sum(parts.values()) == state.own == state.total - tflm
     assert state.own <= FS.BUDGET_BYTES
@@ -85,7 +85,16 @@ def test_make_firmware_check_prints_the_shipped_model_within_budget(capsys) -> N
     sizes = {m.group(1).strip(): int(m.group(2).replace(",", ""))
              for m in re.finditer(r"^  (\S.*?)\s{2,}([\d,]+) B", out, re.M)}
     own = sizes.pop("runner state without TFLM objects")
+    arena = sizes.pop("tensor arena (TINYSPEECH_ARENA_SIZE, 32-bit target)")
+    with_arena = sizes.pop("runner state (with those TFLM objects) + tensor arena")
     assert len(sizes) == 4 and sum(sizes.values()) == own <= FS.BUDGET_BYTES, out
+    # the 32-bit arena of the export: board_arena's bound for the shipped model plus the margin
+    from tinyspeech_tf.board_arena import board_arena_bytes
+    from tinyspeech_tf.export.bundle import DEFAULT_ARENA_MARGIN
+
+    tflite = (PRETRAINED_DIR / "tinyspeech_m" / "model_int8.tflite").read_bytes()
+    assert arena == -(-(board_arena_bytes(tflite)["arena"] + DEFAULT_ARENA_MARGIN) // 16) * 16
+    assert with_arena == own + sum(FS.REPORTED_TFLM_BYTES.values()) + arena, out
     # The ring holds the shipped detector's window at its stride, both ends counted.
     detector = json.loads((PRETRAINED_DIR / "tinyspeech_m" / "detector.json").read_text())
     results = max(detector["window_ms"] // detector["stride_ms"] + 1, detector["min_count"])
@@ -99,13 +108,14 @@ def test_report_with_real_tflm_shows_its_objects_and_no_reported_figures() -> No
     members = {"frontend": (0, 2000), "window": (2000, 490), "window_frames": (2492, 4),
                "smoother": (2496, 156), "magic": (2652, 4), "resolver_storage": (2656, 400),
                "interpreter_storage": (3056, 1200)}
-    state = FS.RunnerState(4256, members, (12, 3), "real")
+    state = FS.RunnerState(4256, members, (12, 3), "real", 12000)
     lines, fits = FS.report(state, "runs/x")
     text = "\n".join(lines)
     assert fits and state.own == 2656 and "2,656 B  (fits 4,096 B)" in text
+    assert "12,000 B" in text and "16,256 B" in text  # the arena, and sizeof + arena
     assert "TFLM op resolver" in text and "400 B" in text and "1,200 B" in text
     assert "reported" not in text and "not measured" not in text
-    over = FS.RunnerState(6256, {**members, "frontend": (0, 4000)}, (12, 3), "mock")
+    over = FS.RunnerState(6256, {**members, "frontend": (0, 4000)}, (12, 3), "mock", 12000)
     lines, fits = FS.report(over, "runs/x")
     assert not fits and "EXCEEDS 4,096 B" in "\n".join(lines)
 

@@ -25,8 +25,9 @@ def _fit(model, x, y, lr):
 @pytest.fixture(scope="module", params=[
     ("tinyspeech_m", {}, False),
     ("tinyspeech_m", {"f_mode": "multiply"}, False),
+    ("tinyspeech_m", {"gate": "hard_sigmoid"}, False),
     ("tinyspeech_z", {"use_batch_norm": True}, True),
-], ids=["m", "m-multiply", "z-batchnorm"])
+], ids=["m", "m-multiply", "m-hard-gate", "z-batchnorm"])
 def qat_case(request):
     name, kwargs, per_channel = request.param
     keras.utils.set_random_seed(1)

@@ -129,6 +129,27 @@ def test_finished_run_counts_only_for_todays_architecture(straight_run, tone_set
     assert finished_metrics(config) is None
 
 
+def test_spec_naming_a_preset_is_stale_once_the_preset_changes(tone_set, tmp_path,
+                                                               monkeypatch):
+    """A spec that names a zoo preset builds another model when the preset changes: the run
+    records what its spec built, so it no longer counts as finished for that spec."""
+    import dataclasses
+
+    from tinyspeech_tf import zoo
+    from tinyspeech_tf.train import finished_metrics
+    from tinyspeech_tf.zoo.tinyspeech import PRESETS
+
+    spec = {"builder": "tinyspeech_m", "name": "m_spec", "per_channel": False,
+            "kwargs": {"embed_widths": [4], "head_channels": 8}}
+    config = dataclasses.replace(_config(tone_set, tmp_path / "spec_run"), model="m_spec",
+                                 spec=spec, qat_epochs=0, epochs=1, max_steps_per_epoch=1)
+    metrics = train(config, verbose=0)
+    assert metrics["architecture"] == zoo.architecture("tinyspeech_m", **spec["kwargs"])
+    assert finished_metrics(config) is not None
+    monkeypatch.setitem(PRESETS, "tinyspeech_m", {**PRESETS["tinyspeech_m"], "stem_channels": 6})
+    assert finished_metrics(config) is None
+
+
 def test_frontend_option_trains_and_ships_that_resolution(tone_set, tmp_path, capsys):
     """`--frontend honk_40x98` (the paper's input) reaches the model, the int8 file and the
     run's frontend.json, which export and the C front-end read; unknown names are one line."""

@@ -46,7 +46,7 @@ REPORTED_TFLM_BYTES = {"resolver_storage": 372, "interpreter_storage": 208}
 # kws_runner_t's members by part (firmware/common/kws_runner.h); members not named here are
 # the runner's bookkeeping (config, counters, the latest scores, pointers).
 PARTS = (
-    ("frontend", "front-end (FFT buffer + frame overlap)", ("frontend",)),
+    ("frontend", "front-end (int16 samples of the frame being filled)", ("frontend",)),
     ("window", "int8 feature window", ("window", "window_frames")),
     ("smoother", "smoother (counters + result ring)", ("smoother",)),
 )
@@ -59,12 +59,14 @@ TFLM_PARTS = (
 @dataclass(frozen=True)
 class RunnerState:
     """What main_state.cc printed: ``sizeof(kws_runner_t)``, each member's (offset, bytes),
-    the smoother ring (classes, results) and whether TFLM was the real one or the mock."""
+    the smoother ring (classes, results), whether TFLM was the real one or the mock, and the
+    tensor arena the export's model_settings.h gives this 32-bit target."""
 
     total: int
     members: dict[str, tuple[int, int]]
     ring: tuple[int, int]
     tflm: str
+    arena: int
 
     @property
     def padding(self) -> int:
@@ -91,12 +93,13 @@ def parse_output(text: str) -> RunnerState:
     total = re.search(r"^sizeof kws_runner_t (\d+)$", text, re.M)
     ring = re.search(r"^smoother_ring (\d+) (\d+)$", text, re.M)
     tflm = re.search(r"^tflm (real|mock)$", text, re.M)
+    arena = re.search(r"^arena_size (\d+)$", text, re.M)
     members = {m.group(1): (int(m.group(2)), int(m.group(3)))
                for m in re.finditer(r"^member (\w+) (\d+) (\d+)$", text, re.M)}
-    if total is None or ring is None or tflm is None or not members:
+    if total is None or ring is None or tflm is None or arena is None or not members:
         raise ValueError(f"unexpected main_state output:\n{text}")
     return RunnerState(int(total.group(1)), members, (int(ring.group(1)), int(ring.group(2))),
-                       tflm.group(1))
+                       tflm.group(1), int(arena.group(1)))
 
 
 def measure(export_dir: Path, build_dir: Path, tflm_dirs: tuple[Path, ...] = ()) -> RunnerState:
@@ -132,10 +135,14 @@ def report(state: RunnerState, source: str) -> tuple[list[str], bool]:
     lines += [f"  {label[key]:<{width}} {size:>6,} B" for key, size in parts.items()]
     lines.append(f"  {'runner state without TFLM objects':<{width}} {state.own:>6,} B  "
                  f"({'fits' if fits else 'EXCEEDS'} {BUDGET_BYTES:,} B)")
+    arena_line = f"  {'tensor arena (TINYSPEECH_ARENA_SIZE, 32-bit target)':<{width}} " \
+                 f"{state.arena:>6,} B"
     if state.tflm == "real":
         for member, what in TFLM_PARTS:
             lines.append(f"  {what:<{width}} {state.members[member][1]:>6,} B")
         lines.append(f"  {'sizeof(kws_runner_t)':<{width}} {state.total:>6,} B")
+        lines += [arena_line, f"  {'runner state + tensor arena':<{width}} "
+                              f"{state.total + state.arena:>6,} B"]
         return lines, fits
     for _, what in TFLM_PARTS:
         lines.append(f"  {what:<{width}} not measured here (built against the TFLM mock; "
@@ -145,6 +152,8 @@ def report(state: RunnerState, source: str) -> tuple[list[str], bool]:
     lines.append(f"  with the TFLM objects a real-TFLM Cortex-M4 build reported ({known}; not "
                  f"measured here): {with_tflm:,} B, "
                  f"{'within' if with_tflm <= BUDGET_BYTES else 'over'} {BUDGET_BYTES:,} B")
+    lines += [arena_line, f"  {'runner state (with those TFLM objects) + tensor arena':<{width}} "
+                          f"{with_tflm + state.arena:>6,} B"]
     return lines, fits
 
 

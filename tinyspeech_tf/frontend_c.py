@@ -304,7 +304,7 @@ def arm_object_sizes(out_dir: Path | None = None) -> dict[str, int]:
 
 # The runner's state by part, with its smoother ring sized for a model, is
 # tinyspeech_tf.firmware_state's; these are the front-end's own structs.
-STATE_PARTS = {"kws_frontend_t": "front-end (FFT buffer + frame overlap)",
+STATE_PARTS = {"kws_frontend_t": "front-end (int16 samples of the frame being filled)",
                "kws_feature_window_t": "float feature window (the runner keeps an int8 one)"}
 
 

@@ -82,17 +82,16 @@ static float split_bin(unsigned k, float zr, float zi, float cr, float ci)
 }
 
 /*
- * |rfft(x)| for k = 0..N/2 from the N/2-point complex FFT held in st->work, in place: bins k
+ * |rfft(x)| for k = 0..N/2 from the N/2-point complex FFT held in work, in place: bins k
  * and N/2-k need exactly Z[k] and Z[N/2-k], so each pair is computed, then written over the
  * real parts it consumed (|X[k]| at work[2k], |X[N/2]| at work[1]; see MAG). No second
  * buffer: the magnitudes cost no state. Same operations in the same order as before, so the
  * values are bit-identical.
  */
-#define MAG(st, k) ((k) == HALF_FFT ? (st)->work[1] : (st)->work[2 * (k)])
+#define MAG(work, k) ((k) == HALF_FFT ? (work)[1] : (work)[2 * (k)])
 
-static void real_split_magnitude(kws_frontend_t *st)
+static void real_split_magnitude(float *z)
 {
-    float *z = st->work;
     const float dc = fabsf(z[0] + z[1]);
     const float nyquist = fabsf(z[0] - z[1]);
     for (unsigned k = 1; k <= HALF_FFT / 2; k++) {
@@ -108,8 +107,8 @@ static void real_split_magnitude(kws_frontend_t *st)
     z[1] = nyquist;
 }
 
-/* Mel, log and DCT of the magnitudes in st->work (see MAG) into out[KWS_FE_NUM_MFCC]. */
-static void mel_log_dct(const kws_frontend_t *st, float *out)
+/* Mel, log and DCT of the magnitudes in work (see MAG) into out[KWS_FE_NUM_MFCC]. */
+static void mel_log_dct(const float *work, float *out)
 {
     float logmel[KWS_FE_NUM_MEL_BINS];
     for (int m = 0; m < KWS_FE_NUM_MEL_BINS; m++) {
@@ -117,7 +116,7 @@ static void mel_log_dct(const kws_frontend_t *st, float *out)
         const unsigned start = kws_fe_mel_start[m];
         float acc = 0.0f;
         for (int i = 0; i < (int)kws_fe_mel_count[m]; i++) {
-            acc += MAG(st, start + (unsigned)i) * w[i];
+            acc += MAG(work, start + (unsigned)i) * w[i];
         }
         /* mel >= 0, so the offset keeps the log finite even for digital silence */
         logmel[m] = logf(acc + KWS_FE_LOG_OFFSET);
@@ -132,39 +131,28 @@ static void mel_log_dct(const kws_frontend_t *st, float *out)
     }
 }
 
-/* FFT + magnitude + mel + log + DCT of the windowed, zero-padded frame in st->work. */
-static void finish_frame(kws_frontend_t *st, float *out)
-{
-    complex_fft(st->work);
-    real_split_magnitude(st);
-    mel_log_dct(st, out);
-}
-
 static const float kInt16Scale = 1.0f / 32768.0f; /* as tf.audio.decode_wav */
+
+/* Window, zero-pad, FFT, magnitude, mel, log and DCT of FRAME_LENGTH samples. The work buffer
+ * lives on the stack for this call only (see kws_frontend_t). */
+static void transform_frame(const int16_t *frame, float *out)
+{
+    float work[KWS_FE_FFT_LENGTH];
+    for (int i = 0; i < KWS_FE_FRAME_LENGTH; i++) {
+        work[i] = ((float)frame[i] * kInt16Scale) * kws_fe_window[i];
+    }
+    for (int i = KWS_FE_FRAME_LENGTH; i < KWS_FE_FFT_LENGTH; i++) {
+        work[i] = 0.0f;
+    }
+    complex_fft(work);
+    real_split_magnitude(work);
+    mel_log_dct(work, out);
+}
 
 void kws_frontend_frame(kws_frontend_t *st, const int16_t *frame, float *out)
 {
-    for (int i = 0; i < KWS_FE_FRAME_LENGTH; i++) {
-        st->work[i] = ((float)frame[i] * kInt16Scale) * kws_fe_window[i];
-    }
-    for (int i = KWS_FE_FRAME_LENGTH; i < KWS_FE_FFT_LENGTH; i++) {
-        st->work[i] = 0.0f;
-    }
-    finish_frame(st, out);
-}
-
-/* The next frame starts with the samples the last one held from FRAME_STEP on (kept as int16
- * in st->overlap); they are windowed at their new positions, the rest arrives by push. */
-static void start_next_frame(kws_frontend_t *st)
-{
-    for (int i = 0; i < KWS_FE_OVERLAP; i++) {
-        st->work[i] = ((float)st->overlap[i] * kInt16Scale) * kws_fe_window[i];
-    }
-    if (KWS_FE_OVERLAP > KWS_FE_FRAME_STEP) { /* frames three or more deep (short steps) */
-        memmove(st->overlap, st->overlap + KWS_FE_FRAME_STEP,
-                sizeof(int16_t) * (size_t)(KWS_FE_OVERLAP - KWS_FE_FRAME_STEP));
-    }
-    st->fill = KWS_FE_OVERLAP;
+    (void)st;
+    transform_frame(frame, out);
 }
 
 int kws_frontend_push(kws_frontend_t *st, const int16_t *samples, int n, float *out,
@@ -172,22 +160,17 @@ int kws_frontend_push(kws_frontend_t *st, const int16_t *samples, int n, float *
 {
     int frames = 0;
     for (int i = 0; i < n; i++) {
-        /* windowed as it arrives: the same product, at the same position, as a whole frame */
-        const int p = st->fill++;
-        st->work[p] = ((float)samples[i] * kInt16Scale) * kws_fe_window[p];
-        if (p >= KWS_FE_FRAME_STEP) {
-            st->overlap[p - KWS_FE_FRAME_STEP] = samples[i];
-        }
+        st->frame[st->fill++] = samples[i];
         if (--st->needed == 0) {
             st->needed = KWS_FE_FRAME_STEP;
             if (frames < max_frames) {
-                for (int k = KWS_FE_FRAME_LENGTH; k < KWS_FE_FFT_LENGTH; k++) {
-                    st->work[k] = 0.0f;
-                }
-                finish_frame(st, out + frames * KWS_FE_NUM_MFCC);
+                transform_frame(st->frame, out + frames * KWS_FE_NUM_MFCC);
                 frames++;
             }
-            start_next_frame(st);
+            /* the next frame starts with this one's samples from FRAME_STEP on */
+            memmove(st->frame, st->frame + KWS_FE_FRAME_STEP,
+                    sizeof(int16_t) * (size_t)KWS_FE_OVERLAP);
+            st->fill = KWS_FE_OVERLAP;
         }
     }
     return frames;

@@ -26,7 +26,11 @@
 extern "C" {
 #endif
 
-/* Streaming state: the last FRAME_LENGTH samples (ring buffer) and FFT work space. */
+/* Streaming state: the samples of the frame being filled, as int16. The FFT's float work
+ * buffer (KWS_FE_FFT_LENGTH floats, 2 KB) is a local of the call that completes a frame: it is
+ * needed only while a frame is transformed, so it costs stack for that moment, not static RAM
+ * for the life of the stream (the model's Invoke, which also needs stack, runs after the
+ * front-end call returns). */
 /* Samples two consecutive frames share: the next frame's start, kept between pushes. */
 #define KWS_FE_OVERLAP (KWS_FE_FRAME_LENGTH - KWS_FE_FRAME_STEP)
 #if KWS_FE_OVERLAP < 1
@@ -34,13 +38,10 @@ extern "C" {
 #endif
 
 typedef struct {
-    float work[KWS_FE_FFT_LENGTH];   /* the current frame, windowed as its samples arrive
-                                      * (positions 0..fill-1); at its end its FFT, then
-                                      * |rfft|, in place */
-    int16_t overlap[KWS_FE_OVERLAP]; /* its samples from FRAME_STEP on: the next frame's
-                                      * start (no ring of a whole frame is kept) */
-    int fill;                        /* samples of the current frame in work */
-    int needed;                      /* samples still needed before the next frame */
+    int16_t frame[KWS_FE_FRAME_LENGTH]; /* the current frame's samples (positions
+                                         * 0..fill-1); its first OVERLAP came from the last */
+    int fill;                           /* samples of the current frame in frame */
+    int needed;                         /* samples still needed before the next frame */
 } kws_frontend_t;
 
 /* A sliding window of the last KWS_FE_NUM_FRAMES feature frames (oldest first), model input. */
@@ -60,13 +61,13 @@ void kws_frontend_init(kws_frontend_t *st);
 int kws_frontend_push(kws_frontend_t *st, const int16_t *samples, int n, float *out,
                       int max_frames);
 
-/* One frame from FRAME_LENGTH contiguous samples. Uses st's work buffer, so a stream being
- * pushed into st is lost: call kws_frontend_init before pushing again. */
+/* One frame from FRAME_LENGTH contiguous samples. Leaves st (and a stream being pushed into
+ * it) untouched. */
 void kws_frontend_frame(kws_frontend_t *st, const int16_t *frame, float *out);
 
 /*
  * Whole clip: KWS_FE_CLIP_SAMPLES samples -> KWS_FE_NUM_FRAMES x KWS_FE_NUM_MFCC floats
- * (row-major, frame-major). Uses `st` as scratch and leaves it reset.
+ * (row-major, frame-major). Leaves `st` reset.
  */
 void kws_frontend_clip(kws_frontend_t *st, const int16_t *clip, float *out);
 

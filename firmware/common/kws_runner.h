@@ -153,7 +153,7 @@ typedef void (*kws_runner_callback_t)(const kws_runner_event_t* event, void* use
 /*
  * All state. Treat as opaque; it has no constructor (the TFLM objects are built in place by
  * kws_runner_init), so a static kws_runner_t needs no C++ start-up code. Its size is that of
- * its parts (the front-end's ring and FFT buffer, the int8 feature window, the smoother's
+ * its parts (the front-end's current frame of samples, the int8 feature window, the smoother's
  * ring, TFLM's interpreter and op resolver objects), besides the caller's tensor arena; take
  * sizeof(kws_runner_t) on your target rather than a figure typed here (`python -m
  * tinyspeech_tf.firmware_state` prints each part for Cortex-M4). The feature window is kept as

@@ -11,6 +11,7 @@
 //   sizeof kws_runner_t <bytes>
 //   member <name> <offset> <bytes>        every member of kws_runner_t, in declaration order
 //   smoother_ring <classes> <results>
+//   arena_size <bytes>                    TINYSPEECH_ARENA_SIZE as this 32-bit target sees it
 // Returns 0.
 #include <cstddef>
 #include <cstdio>
@@ -53,5 +54,6 @@ int main()
     MEMBER(interpreter_storage);
     std::printf("smoother_ring %d %d\n", TINYSPEECH_SMOOTHER_CLASSES,
                 KWS_RUNNER_SMOOTHER_RESULTS);
+    std::printf("arena_size %d\n", TINYSPEECH_ARENA_SIZE);
     return 0;
 }

@@ -38,8 +38,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              f"loudest (default {DEFAULT_GOLDEN_FRAMES}: about 3 KB of flash; "
                              "49 streams the whole 1 s clip, 32 KB)")
     parser.add_argument("--arena-margin", type=int, default=DEFAULT_ARENA_MARGIN,
-                        metavar="BYTES", help="bytes added to the measured minimum arena "
-                        f"(default {DEFAULT_ARENA_MARGIN}); the sum is rounded up to 16")
+                        metavar="BYTES", help="bytes added to the minimum arena (the 64-bit "
+                        "host's measured and the 32-bit target's estimated) "
+                        f"(default {DEFAULT_ARENA_MARGIN}); each sum is rounded up to 16")
     parser.add_argument("--copy-to", action="append", default=None, metavar="DIR",
                         help="copy the C/C++ files into DIR (repeatable; relative to the "
                              f"working directory; default: {', '.join(DEFAULT_COPY_DIRS)}, "
@@ -80,8 +81,10 @@ def run(args: argparse.Namespace) -> int:
     g = manifest["golden"]
     print(f"{manifest['out']}: {len(manifest['files'])} files from {manifest['run']} "
           f"({manifest['tflite_bytes']} bytes, {manifest['op_count']} ops, arena "
-          f"{manifest['arena_header_bytes']} = {manifest['arena_measured_bytes']} measured + "
-          f"{manifest['arena_margin_bytes']} margin); golden clip {g['clip']} "
+          f"{manifest['arena_32bit_header_bytes']} on 32-bit targets = "
+          f"{manifest['arena_32bit_bytes']} estimated + {manifest['arena_margin_bytes']} margin, "
+          f"{manifest['arena_header_bytes']} on 64-bit hosts = "
+          f"{manifest['arena_measured_bytes']} measured + margin); golden clip {g['clip']} "
           f"({g['label']}, predicted {g['predicted_label']})")
     for target in manifest["copied_to"]:
         print(f"  copied to {target}/")

@@ -3,12 +3,12 @@ TFLM's own allocation report, so bench can explain an arena size rather than onl
 
 from __future__ import annotations
 
-import re
-from typing import Any
-
 import numpy as np
 
+from tinyspeech_tf.board_arena import greedy_plan, parse_allocation_report
 from tinyspeech_tf.quantize.flatbuffer import parse_flatbuffer
+
+__all__ = ["activation_peak", "arena_breakdown", "greedy_plan", "parse_allocation_report"]
 
 
 def activation_peak(tflite_bytes: bytes) -> dict:
@@ -68,40 +68,6 @@ def activation_peak(tflite_bytes: bytes) -> dict:
                   "role": role(t)} for t in sorted(live, key=lambda t: -t["bytes"])],
         "largest_activation_bytes": max((t["bytes"] for t in acts), default=0),
     }
-
-
-def greedy_plan(buffers: list[tuple[int, int, int]], align: int = 16) -> int:
-    """Arena head of a first-fit-decreasing plan of (bytes, first op, last op) buffers.
-
-    The algorithm of TFLM's GreedyMemoryPlanner (largest buffer first, each at the lowest
-    offset clear of every placed buffer alive at the same time, sizes rounded up to 16 bytes);
-    ties are taken in tensor order, which TFLM's sort need not follow.
-    """
-    placed: list[tuple[int, int, int, int]] = []  # offset, size, first, last
-    for size, first, last in sorted(((-(-b // align) * align, f, la) for b, f, la in buffers),
-                                    key=lambda x: -x[0]):
-        offset = 0
-        for o, sz, _, _ in sorted(p for p in placed if not (p[3] < first or p[2] > last)):
-            if offset + size <= o:
-                break
-            offset = max(offset, o + sz)
-        placed.append((offset, size, first, last))
-    return max((o + sz for o, sz, _, _ in placed), default=0)
-
-
-def parse_allocation_report(report: str) -> dict:
-    """TFLM's RecordingMicroAllocator lines -> total/head/tail and the tail's named parts."""
-    out: dict[str, Any] = {"parts": []}
-    for key in ("total", "head", "tail"):
-        m = re.search(rf"Arena allocation {key} (\d+) bytes", report)
-        out[key] = int(m.group(1)) if m else None
-    for m in re.finditer(r"'([^']+)' used (\d+) bytes with alignment overhead \(requested "
-                         r"(\d+) bytes for (\d+) ([^)]*)\)", report):
-        out["parts"].append({"what": m.group(1), "used": int(m.group(2)),
-                             "requested": int(m.group(3)), "count": int(m.group(4))})
-    if out["tail"] is not None:
-        out["tail_other"] = out["tail"] - sum(p["used"] for p in out["parts"])
-    return out
 
 
 def arena_breakdown(tflite_bytes: bytes, arena: int) -> dict:

@@ -101,6 +101,8 @@ class Settings:
     arena_measured: int
     arena_margin: int
     arena_size: int
+    arena_32bit: int  # board_arena's upper bound for a 32-bit target with CMSIS-NN
+    arena_32bit_size: int
     silence_index: int  # -1 when the model has no such label
     unknown_index: int
     detector: object | None = None  # runs.DetectorSettings of the run, if it has chosen one
@@ -171,15 +173,25 @@ def model_settings_h(s: Settings, prov: Provenance) -> str:
         "TINYSPEECH_LABELS_INIT; */\n",
         _define("TINYSPEECH_LABELS_INIT", labels_init),
         "\n/* ---- tensor arena ----\n"
-        f" * {s.arena_measured} bytes is the minimum arena in which TFLM allocates this model,\n"
-        " * as TFLM's recording allocator reports it in the Python interpreter on a 64-bit host\n"
-        " * (then checked by allocating in exactly that many bytes). Pointers and\n"
-        " * interpreter structs are larger there than on a 32-bit Cortex-M, so a 32-bit board\n"
-        f" * needs no more. Plus a margin of {s.arena_margin} bytes, rounded up to 16:\n"
-        f" * {s.arena_size} bytes. */\n",
+        f" * 64-bit hosts: {s.arena_measured} bytes is the minimum arena in which TFLM allocates\n"
+        " * this model, as TFLM's recording allocator reports it in the Python interpreter (then\n"
+        " * checked by allocating in exactly that many bytes).\n"
+        f" * 32-bit targets (Cortex-M): {s.arena_32bit} bytes, an upper bound computed from that\n"
+        " * measurement (tinyspeech_tf.board_arena): TFLM's per-tensor and per-op structs at\n"
+        " * their 32-bit size, the activations re-planned with the scratch buffers CMSIS-NN's\n"
+        " * kernels request (reference kernels need less).\n"
+        f" * Each plus a margin of {s.arena_margin} bytes, rounded up to 16;\n"
+        " * TINYSPEECH_ARENA_SIZE is the one for the target's pointer size: "
+        f"{s.arena_size} or {s.arena_32bit_size} bytes. */\n",
+        "#include <stdint.h> /* UINTPTR_MAX */\n",
         _define("TINYSPEECH_ARENA_MEASURED", s.arena_measured, "bytes, 64-bit host minimum"),
+        _define("TINYSPEECH_ARENA_32BIT", s.arena_32bit, "bytes, 32-bit target upper bound"),
         _define("TINYSPEECH_ARENA_MARGIN", s.arena_margin, "bytes"),
+        "#if UINTPTR_MAX > 0xFFFFFFFFu\n",
         _define("TINYSPEECH_ARENA_SIZE", s.arena_size, "bytes, use this"),
+        "#else\n",
+        _define("TINYSPEECH_ARENA_SIZE", s.arena_32bit_size, "bytes, use this"),
+        "#endif\n",
         _detector_block(s),
         _smoother_block(s),
         "\n#ifdef __cplusplus\n",
@@ -201,12 +213,14 @@ def model_settings_h(s: Settings, prov: Provenance) -> str:
         "constexpr int kUnknownIndex = TINYSPEECH_UNKNOWN_INDEX;\n",
         "constexpr const char* kLabels[kLabelCount] = TINYSPEECH_LABELS_INIT;\n",
         "constexpr int kArenaMeasured = TINYSPEECH_ARENA_MEASURED;\n",
+        "constexpr int kArena32Bit = TINYSPEECH_ARENA_32BIT;\n",
         "constexpr int kArenaMargin = TINYSPEECH_ARENA_MARGIN;\n",
         "constexpr int kArenaSize = TINYSPEECH_ARENA_SIZE;\n",
         "static_assert(kInputSize == KWS_FE_NUM_FRAMES * KWS_FE_NUM_MFCC,\n"
         f'              "model input size differs from the {TABLES_HEADER} feature size");\n',
-        "static_assert(kArenaSize % 16 == 0 && kArenaSize >= kArenaMeasured,\n"
-        '              "arena must be 16-byte sized and at least the measured minimum");\n',
+        "static_assert(kArenaSize % 16 == 0 &&\n"
+        "                  kArenaSize >= (sizeof(void*) > 4 ? kArenaMeasured : kArena32Bit),\n"
+        '              "arena must be 16-byte sized and at least the minimum for this target");\n',
         "#endif /* __cplusplus */\n",
         "\n#endif /* TINYSPEECH_MODEL_SETTINGS_H */\n",
     ]

@@ -23,6 +23,13 @@ Deployment choices (why the layer looks the way it does):
 - S is a per-channel weight vector multiplied in, which converts to one MUL by a 12-byte int8
   constant; a bias-free 1x1 depthwise conv would cost a zero int32 bias and per-channel
   quantization parameters in the flatbuffer for the same arithmetic.
+- ``scale_op="depthwise"``: A * S (+ 1) as a 1x1 depthwise conv whose kernel is S and bias
+  the 1 (:class:`ChannelScale`): one DEPTHWISE_CONV_2D, which CMSIS-NN accelerates, instead
+  of a MUL and an ADD, which it runs element by element. Same function.
+- ``gate="hard_sigmoid"``: A = relu6(z + 3) / 6 instead of sigmoid(z), a different function
+  (MobileNetV3's). The relu6 is fused into the projection conv and the 1/6 folded into S, so
+  the gate costs no op; int8 LOGISTIC has no CMSIS-NN kernel, and TFLM's fixed-point one was
+  an eighth of TinySpeech-M's instructions on a Cortex-M4 build for a few hundred values.
 - Expansion resizes straight to V's exact size with ``tf.image.resize(..., "nearest")``, which
   converts to one RESIZE_NEAREST_NEIGHBOR; odd sizes (49 frames, 5 coefficients) need no crop.
   Keras ``UpSampling2D`` can instead lower to SHAPE/TILE/EXPAND_DIMS chains that TFLM lacks.
@@ -43,18 +50,32 @@ from tinyspeech_tf.layers import low_rank as lr
 
 F_MODES = ("multiply", "residual")
 EMBEDDINGS = ("conv", "depthwise")
+GATES = ("sigmoid", "hard_sigmoid")
+SCALE_OPS = ("mul", "depthwise")
+# hard_sigmoid(z) = relu6(z + 3) / 6: the projection's bias starts at 3 (A = 0.5 at z = 0, as
+# the sigmoid's) and the 1/6 is carried by S, which starts at scale_init / 6.
+HARD_SIGMOID_SHIFT = 3.0
+HARD_SIGMOID_RANGE = 6.0
 
 
 @keras.utils.register_keras_serializable(package="tinyspeech_tf")
 class ChannelScale(keras.layers.Layer):
     """``x * S + offset`` with ``S`` a learned per-channel vector: the condenser's scale S
     (``offset`` 1 folds the residual V + V*A*S into V * (1 + A*S) at the condensed
-    resolution)."""
+    resolution).
 
-    def __init__(self, scale_init: float = 1.0, offset: float = 0.0, **kwargs):
+    ``depthwise`` computes the same product as a 1x1 depthwise convolution whose kernel is S:
+    the converter folds ``offset`` into its bias, so x * S + 1 is one DEPTHWISE_CONV_2D
+    (which CMSIS-NN runs) instead of a MUL and an ADD. S is then quantized as a conv weight
+    (symmetric int8) rather than as a MUL's constant operand.
+    """
+
+    def __init__(self, scale_init: float = 1.0, offset: float = 0.0, depthwise: bool = False,
+                 **kwargs):
         super().__init__(**kwargs)
         self.scale_init = float(scale_init)
         self.offset = float(offset)
+        self.depthwise = bool(depthwise)
 
     def build(self, input_shape):
         self.scale = self.add_weight(
@@ -63,11 +84,16 @@ class ChannelScale(keras.layers.Layer):
         super().build(input_shape)
 
     def call(self, inputs):
-        out = inputs * self.scale
+        if self.depthwise:
+            kernel = tf.reshape(self.scale, (1, 1, -1, 1))
+            out = tf.nn.depthwise_conv2d(inputs, kernel, strides=(1, 1, 1, 1), padding="VALID")
+        else:
+            out = inputs * self.scale
         return out + self.offset if self.offset else out
 
     def get_config(self):
-        return {**super().get_config(), "scale_init": self.scale_init, "offset": self.offset}
+        return {**super().get_config(), "scale_init": self.scale_init, "offset": self.offset,
+                "depthwise": self.depthwise}
 
 
 @keras.utils.register_keras_serializable(package="tinyspeech_tf")
@@ -90,8 +116,13 @@ class ResizeNearest(keras.layers.Layer):
         return (x[0], like[1], like[2], x[3])
 
 
-def _check(embed_channels, pool_size, embedding: str, f_mode: str):
+def _check(embed_channels, pool_size, embedding: str, f_mode: str, gate: str = "sigmoid",
+           scale_op: str = "mul"):
     """Validated ``((c1, c2), (ph, pw))``; ValueError names the bad argument."""
+    if gate not in GATES:
+        raise ValueError(f"gate must be one of {GATES}, got {gate!r}")
+    if scale_op not in SCALE_OPS:
+        raise ValueError(f"scale_op must be one of {SCALE_OPS}, got {scale_op!r}")
     if f_mode not in F_MODES:
         raise ValueError(f"f_mode must be one of {F_MODES}, got {f_mode!r}")
     if embedding not in EMBEDDINGS:
@@ -107,13 +138,15 @@ def _check(embed_channels, pool_size, embedding: str, f_mode: str):
 def _sublayers(channels: int, embed_channels, pool_size, embedding: str, kernel_size: int,
                f_mode: str, use_batch_norm: bool, scale_init: float, regularizer,
                prefix: str = "", rank: int = 0, bank: lr.FactorBank | None = None,
-               fuse_residual: bool = False) -> dict:
+               fuse_residual: bool = False, gate: str = "sigmoid",
+               scale_op: str = "mul") -> dict:
     """The condenser's layers, in order of use; ``None`` marks a step this variant skips.
 
     ``rank`` > 0 factorises the two pointwise convs (``embed2``, ``project``) where that makes
     them smaller, with factors from ``bank`` (see :mod:`tinyspeech_tf.layers.low_rank`).
     """
-    (c1, c2), pool = _check(embed_channels, pool_size, embedding, f_mode)
+    (c1, c2), pool = _check(embed_channels, pool_size, embedding, f_mode, gate, scale_op)
+    hard = gate == "hard_sigmoid"
     bias = not use_batch_norm
     # Without batch norm the ReLU is the conv's own activation: tfmot then fake-quantizes the
     # conv's weights and its post-ReLU output (a separate ReLU layer makes tfmot's transforms
@@ -147,10 +180,16 @@ def _sublayers(channels: int, embed_channels, pool_size, embedding: str, kernel_
         "embed2": lr.conv2d(c1, c2, 1, rank=rank, bank=bank, use_bias=bias, activation=fused,
                             kernel_regularizer=regularizer, name=prefix + "embed2"),
         "bn2": bn("bn2"), "relu2": relu("relu2"),
+        # The hard sigmoid's relu6 is the projection's own activation: the converter fuses it
+        # into the conv, so the gate costs no op at all.
         "project": lr.conv2d(c2, channels, 1, rank=rank, bank=bank,
+                             activation="relu6" if hard else None,
+                             bias_initializer=keras.initializers.Constant(HARD_SIGMOID_SHIFT)
+                             if hard else "zeros",
                              kernel_regularizer=regularizer, name=prefix + "project"),
-        "sigmoid": keras.layers.Activation("sigmoid", name=prefix + "sigmoid"),
-        "scale": ChannelScale(scale_init, 1.0 if fused_residual else 0.0,
+        "sigmoid": None if hard else keras.layers.Activation("sigmoid", name=prefix + "sigmoid"),
+        "scale": ChannelScale(scale_init / HARD_SIGMOID_RANGE if hard else scale_init,
+                              1.0 if fused_residual else 0.0, depthwise=scale_op == "depthwise",
                               name=prefix + "scale"),
         "expand": ResizeNearest(name=prefix + "expand"),
         "attend": keras.layers.Multiply(name=prefix + "attend"),
@@ -166,7 +205,8 @@ def _attention(sub: dict, v, training=None):
         k = sub[conv](k)
         if sub[bn] is not None:
             k = sub[relu](sub[bn](k, training=training))
-    return sub["scale"](sub["sigmoid"](sub["project"](k)))
+    a = sub["project"](k)
+    return sub["scale"](a if sub["sigmoid"] is None else sub["sigmoid"](a))
 
 
 def _select(sub: dict, v, a):
@@ -185,18 +225,21 @@ def condenser_layers(channels: int, embed_channels: tuple[int, int] = (8, 8), po
                      f_mode: str = "multiply", use_batch_norm: bool = False,
                      scale_init: float = 1.0, kernel_regularizer=None, low_rank: int = 0,
                      factor_bank: lr.FactorBank | None = None, fuse_residual: bool = False,
+                     gate: str = "sigmoid", scale_op: str = "mul",
                      name: str = "condenser") -> dict:
     """The layers of one attention condenser on ``channels`` channels, by step, unapplied.
 
     Apply them with :func:`apply_condenser`. Handing steps of one condenser's dict to another
     (e.g. ``{**mine, "embed1": theirs["embed1"]}``) shares those weights between them; the
     zoo's ``share`` option does exactly that. ``low_rank`` > 0 factorises the pointwise convs
-    (factors from ``factor_bank``, shared across layers if the bank shares).
+    (factors from ``factor_bank``, shared across layers if the bank shares). ``gate`` and
+    ``scale_op`` choose how A and A * S are computed (see the module's deployment notes).
     """
     return _sublayers(int(channels), embed_channels, pool_size, embedding, int(kernel_size),
                       f_mode, bool(use_batch_norm), float(scale_init),
                       keras.regularizers.get(kernel_regularizer), prefix=f"{name}_",
-                      rank=int(low_rank), bank=factor_bank, fuse_residual=fuse_residual)
+                      rank=int(low_rank), bank=factor_bank, fuse_residual=fuse_residual,
+                      gate=gate, scale_op=scale_op)
 
 
 def apply_condenser(layers: dict, v):

@@ -68,7 +68,7 @@ class FactorBank:
 def conv2d(in_channels: int, filters: int, kernel_size: int | Sequence[int] = 1, *,
            rank: int = 0, bank: FactorBank | None = None, strides=(1, 1),
            padding: str = "same", use_bias: bool = True, activation=None,
-           kernel_regularizer=None, name: str):
+           bias_initializer="zeros", kernel_regularizer=None, name: str):
     """A ``Conv2D`` or, when ``rank`` makes it smaller, its rank-``rank`` :class:`Factorised` pair.
 
     ``in_channels`` is needed up front to decide (the layer is built before it is called).
@@ -80,6 +80,7 @@ def conv2d(in_channels: int, filters: int, kernel_size: int | Sequence[int] = 1,
     if not factorises(int(rank), fan_in, int(filters)):
         return keras.layers.Conv2D(filters, kernel, strides=strides, padding=padding,
                                    use_bias=use_bias, activation=activation,
+                                   bias_initializer=bias_initializer,
                                    kernel_regularizer=kernel_regularizer, name=name)
     bank = FactorBank() if bank is None else bank
     act = keras.activations.serialize(keras.activations.get(activation))
@@ -91,6 +92,7 @@ def conv2d(in_channels: int, filters: int, kernel_size: int | Sequence[int] = 1,
     up = bank.get(
         ("conv_up", int(rank), int(filters), use_bias, str(act)),
         lambda: keras.layers.Conv2D(filters, 1, use_bias=use_bias, activation=activation,
+                                    bias_initializer=bias_initializer,
                                     kernel_regularizer=kernel_regularizer, name=f"{name}_up"))
     return Factorised(down, up)
 

@@ -8,11 +8,14 @@ every weight 1/length computes the average along it, runs on CMSIS-NN's depthwis
 requantizes to an output range of its own. Its weight quantizes exactly (one value per tensor:
 127 times a scale of 1/(127*length)), so int8 adds nothing but the output's rounding.
 
-The mean over height then width, rather than one H x W kernel: the constant kernel is stored
-in the flatbuffer once per channel and position, so a whole-map kernel costs H*W*C bytes
-(3.5 KB for TinySpeech-M's 25x5x28 head, 21 KB for TinySpeech-X) where two axis kernels cost
-(H+W)*C; and CMSIS-NN's depthwise kernel on a Cortex-M4 takes a scratch buffer of 2 bytes per
-kernel weight from the arena (7 KB for one 25x5x28 kernel, 1.4 KB for the 25x1 one). The
+Two axis kernels rather than one H x W kernel: the constant kernel is stored in the
+flatbuffer once per channel and position, so a whole-map kernel costs H*W*C bytes (3.5 KB for
+TinySpeech-M's 25x5x28 head, 21 KB for TinySpeech-X) where two axis kernels cost (H+W)*C; and
+CMSIS-NN's depthwise kernel on a Cortex-M4 takes a scratch buffer of 2 bytes per kernel
+weight from the arena (7 KB for one 25x5x28 kernel). The mean over width (the few
+coefficients) comes first, over time second: the scratch of the first op is planned beside
+the whole head map, so it is the short kernel's (1x5: 280 B for M, where 25x1 would take
+1.4 KB); the long kernel then runs on a map five times smaller. The
 price is a second op: on this host's TFLM about 0.9 KB more arena than a MEAN (each
 depthwise op keeps per-channel requantization arrays), measured in reports/m_graph.md.
 
@@ -72,10 +75,10 @@ class AxisMeanDepthwise(keras.layers.Layer):
 
 
 def global_average_depthwise(x, name: str = "gap"):
-    """``(batch, H, W, C) -> (batch, C)``: the mean over H, then W, then a flatten (RESHAPE).
+    """``(batch, H, W, C) -> (batch, C)``: the mean over W, then H, then a flatten (RESHAPE).
 
     Layers ``{name}_height`` and ``{name}_width`` each get their own int8 range under QAT.
     """
-    x = AxisMeanDepthwise(1, name=f"{name}_height")(x)
     x = AxisMeanDepthwise(2, name=f"{name}_width")(x)
+    x = AxisMeanDepthwise(1, name=f"{name}_height")(x)
     return keras.layers.Flatten(name=name)(x)

@@ -13,6 +13,8 @@ tfmot knows stock Keras layers. The attention condenser is laid out as stock lay
   like ``Add``. So does :class:`AxisMeanDepthwise` (a global average pool; its constant
   kernel carries its own exact fake-quant).
 - :class:`ChannelScale` (A * S): S is quantized like a weight, the product gets a range.
+- the hard-sigmoid gate (a conv with a relu6 activation): its output range is fixed to
+  [0, 6] (see :class:`_HardGate`).
 - the 1x1 projection before the sigmoid: its output range is fixed to [-8, 8], where the
   sigmoid saturates (see :class:`_SigmoidInput`).
 - :class:`ResizeNearest`: nearest-neighbour resize only copies values, and TFLite requires its
@@ -44,6 +46,7 @@ from tinyspeech_tf.layers import (
     ChannelScale,
     ResizeNearest,
 )
+from tinyspeech_tf.layers.attention_condenser import HARD_SIGMOID_RANGE
 
 
 def _tfmot():
@@ -84,11 +87,13 @@ class _OutputRange(_config_base()):
 
 
 class _ScaleAndOutputRange(_OutputRange):
-    """ChannelScale: S fake-quantized as a constant tensor, plus the output range."""
+    """ChannelScale: S fake-quantized as a constant tensor, plus the output range. As a MUL's
+    operand S may have a zero point; as a depthwise kernel TFLite requires it symmetric."""
 
     def get_weights_and_quantizers(self, layer):
+        symmetric = bool(getattr(layer, "depthwise", False))
         return [(layer.scale, _quantizers().LastValueQuantizer(
-            num_bits=8, per_axis=False, symmetric=False, narrow_range=False))]
+            num_bits=8, per_axis=False, symmetric=symmetric, narrow_range=symmetric))]
 
     def set_quantize_weights(self, layer, quantize_weights):
         layer.scale = quantize_weights[0]
@@ -113,6 +118,9 @@ class _SigmoidInput(_OutputRange):
 
     SATURATION = 8.0
 
+    def _output_range(self) -> tuple[float, float]:
+        return -self.SATURATION, self.SATURATION
+
     def __init__(self, per_channel: bool = True):
         self.per_channel = bool(per_channel)
 
@@ -133,11 +141,21 @@ class _SigmoidInput(_OutputRange):
         layer.kernel = quantize_weights[0]
 
     def get_output_quantizers(self, layer):
-        return [_quantizers().FixedQuantizer(num_bits=8, init_min=-self.SATURATION,
-                                             init_max=self.SATURATION, narrow_range=False)]
+        low, high = self._output_range()
+        return [_quantizers().FixedQuantizer(num_bits=8, init_min=low, init_max=high,
+                                             narrow_range=False)]
 
     def get_config(self):
         return {"per_channel": self.per_channel}
+
+
+class _HardGate(_SigmoidInput):
+    """A conv with a relu6 activation (the hard-sigmoid gate, relu6(z + 3) / 6 with the 1/6 in
+    S): its output range is fixed to the relu6's [0, 6], which the int8 conv's clamp then
+    computes exactly; a moving-average range could end below 6 and clip the gate's top."""
+
+    def _output_range(self) -> tuple[float, float]:
+        return 0.0, HARD_SIGMOID_RANGE
 
 
 def custom_objects() -> dict:
@@ -146,7 +164,7 @@ def custom_objects() -> dict:
             "AxisMeanDepthwise": AxisMeanDepthwise,
             "AttentionCondenser": AttentionCondenser, "_OutputRange": _OutputRange,
             "_ScaleAndOutputRange": _ScaleAndOutputRange, "_PassThrough": _PassThrough,
-            "_SigmoidInput": _SigmoidInput}
+            "_SigmoidInput": _SigmoidInput, "_HardGate": _HardGate}
 
 
 def _sigmoid_inputs(model: keras.Model) -> set[str]:
@@ -169,10 +187,18 @@ def _is_sigmoid(layer) -> bool:
             and layer.get_config()["activation"] == "sigmoid")
 
 
+def _is_hard_gate(layer) -> bool:
+    """A conv with a relu6 activation: in this zoo only the hard-sigmoid gate has one."""
+    return (isinstance(layer, keras.layers.Conv2D)
+            and layer.get_config()["activation"] == "relu6")
+
+
 def _annotate(layer, sigmoid_inputs: set[str] = frozenset(), per_channel: bool = True):
     annotate = _tfmot().quantization.keras.quantize_annotate_layer
     if layer.name in sigmoid_inputs:
         return annotate(layer, _SigmoidInput(per_channel))
+    if _is_hard_gate(layer):
+        return annotate(layer, _HardGate(per_channel))
     if isinstance(layer, AttentionCondenser):
         raise ValueError(
             f"{layer.name}: QAT needs the condenser as stock layers; build the model with "

@@ -83,8 +83,9 @@ def compare(architectures: list[str], data: str, seeds: list[int], runs: str, fi
 
 
 def _add_graph_costs(rows: list[dict], rounds: int) -> None:
-    """Operator count and interleaved host TFLM latency of each row's first-seed model."""
-    from tinyspeech_tf import quantize, tflm
+    """Operator count, the 32-bit target's arena (:mod:`tinyspeech_tf.board_arena`) and
+    interleaved host TFLM latency of each row's first-seed model."""
+    from tinyspeech_tf import board_arena, quantize, tflm
     from tinyspeech_tf.runs import read_tflite
 
     models = {row["architecture"]: read_tflite(Path(row["runs"][0]["run"]) / "model_int8.tflite")
@@ -94,6 +95,8 @@ def _add_graph_costs(rows: list[dict], rounds: int) -> None:
         {name: tflm.random_input(b, 0) for name, b in models.items()}, rounds)
     for row in rows:
         row["ops"] = quantize.op_count(models[row["architecture"]])
+        row["arena_32bit_bytes"] = board_arena.board_arena_bytes(
+            models[row["architecture"]])["arena"]
         row["latency_us"] = latency[row["architecture"]]["median_us"]
 
 
@@ -106,16 +109,20 @@ def to_markdown(report: dict) -> str:
              + ", ".join(f"{k}={v}" for k, v in report["recipe"].items() if v not in ([], None))
              + f"; seeds {', '.join(map(str, seeds))}. Accuracy is int8 in TFLM.", "",
              "| architecture | " + " | ".join(f"seed {s}" for s in seeds)
-             + " | mean | min..max | float mean | .tflite bytes | arena bytes | params "
-             "| TFLM ops | host µs |",
-             "|---|" + "---:|" * (len(seeds) + 8)]
+             + " | mean | min..max | float mean | .tflite bytes | arena bytes "
+             "| 32-bit arena bytes | params | TFLM ops | host µs |",
+             "|---|" + "---:|" * (len(seeds) + 9)]
     for row in report["architectures"]:
         lines.append(f"| {row['architecture']} | "
                      + " | ".join(f"{r['int8_tflm']:.2%}" for r in row["runs"])
                      + f" | **{row['mean']:.2%}** | {row['min']:.2%}..{row['max']:.2%} "
                      f"| {row['float_mean']:.2%} | {row['tflite_bytes']:,} "
-                     f"| {row['arena_bytes']:,} | {row['params']:,} "
+                     f"| {row['arena_bytes']:,} | {row['arena_32bit_bytes']:,} "
+                     f"| {row['params']:,} "
                      f"| {row['ops']} | {row['latency_us']:.1f} |")
-    return "\n".join(lines + ["", "TFLM ops and host µs: the first seed's int8 model; host µs "
-                               "is the median of interleaved invokes in the TFLM Python "
-                               "interpreter (reference kernels), not a board's time.", ""])
+    return "\n".join(lines + ["", "Arena bytes: the 64-bit host's, measured in TFLM. 32-bit "
+                               "arena bytes, TFLM ops and host µs: the first seed's int8 "
+                               "model; the 32-bit arena is an upper bound for a Cortex-M with "
+                               "CMSIS-NN (tinyspeech_tf.board_arena); host µs is the median of "
+                               "interleaved invokes in the TFLM Python interpreter (reference "
+                               "kernels), not a board's time.", ""])

@@ -449,6 +449,10 @@ def train(config: TrainConfig, resume: bool = False, verbose: int = 1,
     }
     if config.spec is not None:
         metrics["spec"] = config.spec
+        # What the spec built today: a spec naming a preset means another model once the
+        # preset changes, which only this record tells (train.reuse compares it).
+        metrics["architecture"] = zoo.architecture(config.spec["builder"],
+                                                   **config.spec["kwargs"])
     else:
         metrics["architecture"] = zoo.architecture(config.model, **config.model_kwargs)
     if teacher is not None:

@@ -29,13 +29,15 @@ def finished_metrics(config: TrainConfig) -> dict | None:
         same = dataclasses.replace(type(config).from_dict(saved), out=config.out) == config
     except (UserError, TypeError):
         same = False
-    if same and config.spec is None and "architecture" in metrics:
-        # A zoo preset may have changed since: the run must be of today's architecture.
+    if same and "architecture" in metrics:
+        # A zoo preset (named by the model or by a spec) may have changed since: the run must
+        # be of today's architecture. Spec runs recorded before they recorded one pass as is.
         from tinyspeech_tf import zoo
 
+        name, kwargs = ((config.spec["builder"], config.spec["kwargs"])
+                        if config.spec is not None else (config.model, config.model_kwargs))
         try:
-            same = zoo.same_architecture(metrics["architecture"], config.model,
-                                         **config.model_kwargs)
+            same = zoo.same_architecture(metrics["architecture"], name, **kwargs)
         except (KeyError, TypeError):
             same = False
     if same and uses_synthetic(config):

@@ -209,6 +209,8 @@ def _builder_and_preset(name: str) -> tuple[Callable, dict]:
     from tinyspeech_tf.zoo.ds_cnn import PRESETS as DS_CNN_PRESETS
     from tinyspeech_tf.zoo.tinyspeech import PRESETS
 
+    if name == "tinyspeech":
+        return tinyspeech, {}
     if name in PRESETS:
         return tinyspeech, PRESETS[name]
     if name in DS_CNN_PRESETS:

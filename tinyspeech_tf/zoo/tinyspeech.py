@@ -39,7 +39,10 @@ here and why:
   handful of int8 levels; both MEAN and the depthwise convs requantize to a range of their own.
 - M also computes its residual condensers as V * (1 + A*S) (``fuse_residual``), the 1 added at
   the condensed resolution: the same function as V + V*A*S with one element-wise op per
-  condenser at V's resolution instead of two.
+  condenser at V's resolution instead of two; A*S + 1 is one 1x1 depthwise conv
+  (``scale_op="depthwise"``), so a condenser's only ops besides convolutions are its max-pool,
+  sigmoid, resize and one MUL. ``gate="hard_sigmoid"`` would drop the sigmoid too (fused into
+  the projection conv), at a cost in accuracy measured in ``reports/m_graph.md``.
 """
 
 from __future__ import annotations
@@ -55,9 +58,11 @@ SHARE_MODES = ("none", "block", "embedding")
 GLOBAL_POOLS = ("mean", "depthwise")
 LOW_RANK_LAYERS = ("pointwise", "head", "dense")
 # How TinySpeech-M and the designs made for its limits are laid out for TFLM: the residual
-# fused and the global pool as depthwise convs; the same function with fewer and smaller
-# element-wise ops and no MEAN, which CMSIS-NN cannot accelerate.
-M_DEPLOYMENT = {"fuse_residual": True, "global_pool": "depthwise"}
+# fused, A * S + 1 and the global pool as depthwise convs; the same function with fewer and
+# smaller element-wise ops and no MEAN, which CMSIS-NN cannot accelerate. The gate stays the
+# sigmoid: the hard sigmoid (``gate="hard_sigmoid"``, no LOGISTIC op) is another function and
+# scored lower over three seeds (reports/m_graph.md).
+M_DEPLOYMENT = {"fuse_residual": True, "global_pool": "depthwise", "scale_op": "depthwise"}
 
 
 def tinyspeech(input_shape: Sequence[int] = (49, 10, 1), num_classes: int = 12, *,
@@ -71,7 +76,8 @@ def tinyspeech(input_shape: Sequence[int] = (49, 10, 1), num_classes: int = 12, 
                low_rank_share: bool = False,
                low_rank_layers: Sequence[str] = LOW_RANK_LAYERS,
                dropout: float = 0.0, fuse_residual: bool = False,
-               global_pool: str = "mean", name: str = "tinyspeech") -> keras.Model:
+               global_pool: str = "mean", scale_op: str = "mul", gate: str = "sigmoid",
+               name: str = "tinyspeech") -> keras.Model:
     """Build a TinySpeech network.
 
     Args:
@@ -112,6 +118,11 @@ def tinyspeech(input_shape: Sequence[int] = (49, 10, 1), num_classes: int = 12, 
         global_pool: ``"mean"`` (a MEAN op) or ``"depthwise"`` (DEPTHWISE_CONV_2Ds with
             constant weights, see :mod:`tinyspeech_tf.layers.pooling`): the same average,
             but CMSIS-NN accelerates it; the weights of one load into the other.
+        scale_op: ``"mul"`` or ``"depthwise"``: A * S (+ 1 when fused) as a MUL (and ADD) or
+            as one 1x1 DEPTHWISE_CONV_2D; the same function, the weights load into either.
+        gate: the condensers' attention ``"sigmoid"`` or ``"hard_sigmoid"`` (relu6(z + 3) / 6
+            fused into the projection conv: no LOGISTIC op; a different function, so weights
+            trained with one do not serve the other).
     """
     if global_pool not in GLOBAL_POOLS:
         raise ValueError(f"global_pool must be one of {GLOBAL_POOLS}, got {global_pool!r}")
@@ -145,6 +156,7 @@ def tinyspeech(input_shape: Sequence[int] = (49, 10, 1), num_classes: int = 12, 
                                 f_mode=f_mode, scale_init=scale_init,
                                 use_batch_norm=use_batch_norm, low_rank=rank_of("pointwise"),
                                 factor_bank=bank, fuse_residual=fuse_residual,
+                                gate=gate, scale_op=scale_op,
                                 name=f"condenser{i}")
 
     inputs = keras.Input(shape=tuple(input_shape), name="mfcc")
