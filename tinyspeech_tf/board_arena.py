@@ -6,8 +6,9 @@ directions:
 
 - TFLM's bookkeeping holds pointers, which are half the size: one ``TfLiteEvalTensor`` per
   tensor (24 bytes on the host, 12 on a 32-bit target), one node-and-registration struct per
-  op (64 and 32) and a ``TfLiteTensor`` per model input and output (64 and 40). On a
-  Cortex-M4 build of TinySpeech-M the board used 2.5 KB less than the host figure.
+  op (64 and 32) and a ``TfLiteTensor`` per model input and output (64 and 40). A real
+  Cortex-M4 build used markedly less than the host figure (its measurement is
+  ``tests/fixtures/cortex_m4_arena``).
 - CMSIS-NN kernels (the Arduino library's, Zephyr's option) ask for scratch buffers: an
   im2col buffer for a convolution, a repacked kernel for a depthwise conv that is not 3x3.
   The planner places them beside the tensors live during their op, so at the arena's peak they
@@ -18,8 +19,10 @@ above, nothing else (the other persistent data, kernels' op data and TFLM's own 
 shrink on a 32-bit target, which leaves the estimate an upper bound), plus the head
 (activations) re-planned with the CMSIS-NN scratch buffers by TFLM's greedy planner. The
 planner is simulated here (sizes rounded to 16, buffers by decreasing size, ties in reverse
-order of request, each at the lowest offset free during its lifetime); without scratch
-buffers it reproduces the host's reported head, which is checked on every call.
+order of request, each at the lowest offset free during its lifetime). Without scratch
+buffers it reproduces the head TFLM reports for the zoo's models (tested); head TFLM has beyond the
+simulation (scratch its reference kernels requested) is kept, and should a TFLM plan tighter
+than the simulation, its head gets the largest scratch buffer on top instead.
 """
 
 from __future__ import annotations
@@ -155,11 +158,14 @@ def board_arena_bytes(tflite_bytes: bytes) -> dict:
     if report["head"] is None or report["tail"] is None:
         raise RuntimeError("TFLM's allocation report lacks its head or tail")
     simulated = planned_head(tflite_bytes)
-    if simulated > report["head"]:
-        raise RuntimeError(f"the simulated planner needs {simulated} bytes of head where TFLM "
-                           f"planned {report['head']}: the simulation no longer matches TFLM")
-    # Scratch the host's reference kernels requested (the simulation has none) stays too.
-    head = planned_head(tflite_bytes, cmsis_nn=True) + report["head"] - simulated
+    if simulated <= report["head"]:
+        # Scratch the host's reference kernels requested (the simulation has none) stays too.
+        head = planned_head(tflite_bytes, cmsis_nn=True) + report["head"] - simulated
+    else:
+        # This TFLM plans otherwise than the simulation: the largest scratch on top of its head.
+        fb = parse_flatbuffer(tflite_bytes)
+        head = report["head"] + max((_round(cmsis_nn_scratch(op, fb["tensors"]))
+                                     for op in fb["ops"]), default=0)
     saving = 0
     for part in report["parts"]:
         host_size, board_size = STRUCT_BYTES.get(part["what"], (0, 0))

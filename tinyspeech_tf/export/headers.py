@@ -128,7 +128,8 @@ def model_settings_h(s: Settings, prov: Provenance) -> str:
         "/* The front-end's DSP tables stay in kws_frontend_tables.h (firmware/common); this\n"
         " * header restates the run's frontend.json so that tables made for another\n"
         " * front-end are a compile error rather than silently wrong features. */\n",
-        f'#include "{TABLES_HEADER}"\n\n',
+        f'#include "{TABLES_HEADER}"\n',
+        "#include <stdint.h> /* UINTPTR_MAX: the arena size is chosen by pointer size */\n\n",
         "/* Identity of the model, compared by golden.h so files of different exports are\n"
         " * never mixed. */\n",
         _define("TINYSPEECH_MODEL_BYTES", prov.tflite_bytes),
@@ -183,7 +184,6 @@ def model_settings_h(s: Settings, prov: Provenance) -> str:
         f" * Each plus a margin of {s.arena_margin} bytes, rounded up to 16;\n"
         " * TINYSPEECH_ARENA_SIZE is the one for the target's pointer size: "
         f"{s.arena_size} or {s.arena_32bit_size} bytes. */\n",
-        "#include <stdint.h> /* UINTPTR_MAX */\n",
         _define("TINYSPEECH_ARENA_MEASURED", s.arena_measured, "bytes, 64-bit host minimum"),
         _define("TINYSPEECH_ARENA_32BIT", s.arena_32bit, "bytes, 32-bit target upper bound"),
         _define("TINYSPEECH_ARENA_MARGIN", s.arena_margin, "bytes"),

@@ -28,8 +28,8 @@ Deployment choices (why the layer looks the way it does):
   of a MUL and an ADD, which it runs element by element. Same function.
 - ``gate="hard_sigmoid"``: A = relu6(z + 3) / 6 instead of sigmoid(z), a different function
   (MobileNetV3's). The relu6 is fused into the projection conv and the 1/6 folded into S, so
-  the gate costs no op; int8 LOGISTIC has no CMSIS-NN kernel, and TFLM's fixed-point one was
-  an eighth of TinySpeech-M's instructions on a Cortex-M4 build for a few hundred values.
+  the gate costs no op; int8 LOGISTIC has no CMSIS-NN kernel, and TFLM's fixed-point one
+  costs hundreds of instructions per value on a Cortex-M4.
 - Expansion resizes straight to V's exact size with ``tf.image.resize(..., "nearest")``, which
   converts to one RESIZE_NEAREST_NEIGHBOR; odd sizes (49 frames, 5 coefficients) need no crop.
   Keras ``UpSampling2D`` can instead lower to SHAPE/TILE/EXPAND_DIMS chains that TFLM lacks.
