@@ -17,19 +17,23 @@ from tinyspeech_tf.quantize import lut as compress
 from tinyspeech_tf.quantize import qat
 
 # kwargs -> (distinct weight buffers, sorted consumer counts of the shared weight tensors).
-# M stores 12 learnt filters: stem, 3 x (depthwise, pointwise, projection), head, dense; and
-# the 2 constant kernels of its depthwise global pool (POOL), in every variant.
+# M stores 12 learnt filters: stem, 3 x (depthwise, pointwise, projection), head, dense; its 3
+# scales S (each the kernel of a 1x1 depthwise conv, SCALES); and the 2 constant kernels of its
+# depthwise global pool (POOL), in every variant.
 POOL = 2
+SCALES = 3
 VARIANTS = {
-    "none": ({}, 12 + POOL, []),
-    # one condenser's depthwise, pointwise and projection, each read by 3 ops
-    "block": ({"share": "block"}, 6 + POOL, [3, 3, 3]),
-    # equal widths: depthwise and pointwise shared by 3 condensers, 3 own projections
-    "embedding": ({"share": "embedding", "embed_widths": (10, 10, 10)}, 8 + POOL, [3, 3]),
+    "none": ({}, 12 + SCALES + POOL, []),
+    # one condenser's depthwise, pointwise, projection and scale, each read by 3 ops
+    "block": ({"share": "block"}, 6 + 1 + POOL, [3, 3, 3, 3]),
+    # equal widths: depthwise and pointwise shared by 3 condensers, 3 own projections and S
+    "embedding": ({"share": "embedding", "embed_widths": (10, 10, 10)}, 8 + SCALES + POOL,
+                  [3, 3]),
     # 20 factors; 12->4 (3 pointwise downs and the width-12 projection's down) and 4->12
     # (3 projection ups) are one tensor each
-    "low_rank_shared": ({"low_rank": 4, "low_rank_share": True}, 15 + POOL, [3, 4]),
-    "low_rank_head": ({"low_rank": 8, "low_rank_layers": ["head", "dense"]}, 14 + POOL, []),
+    "low_rank_shared": ({"low_rank": 4, "low_rank_share": True}, 15 + SCALES + POOL, [3, 4]),
+    "low_rank_head": ({"low_rank": 8, "low_rank_layers": ["head", "dense"]},
+                      14 + SCALES + POOL, []),
 }
 
 
@@ -76,6 +80,7 @@ def test_shared_buffers_hold_fewer_weight_bytes_than_the_plain_model():
     plain_bytes = compress.weight_storage(plain)["weight_bytes"]
     block_bytes = compress.weight_storage(block)["weight_bytes"]
     # Two of three condensers' filters are gone (one width-12 condenser remains).
-    # Plain: 3 depthwise (108 B) + pointwise and projection 12 x (8 + 12 + 10) each; block:
-    # one width-12 condenser.
-    assert plain_bytes - block_bytes == (3 * 108 + 2 * 12 * 30) - (108 + 2 * 12 * 12)
+    # Plain: 3 depthwise (108 B) + pointwise and projection 12 x (8 + 12 + 10) each + 3 scales
+    # (12 B); block: one width-12 condenser.
+    assert plain_bytes - block_bytes == (3 * 108 + 2 * 12 * 30 + 3 * 12) - (108 + 2 * 12 * 12
+                                                                            + 12)
