@@ -118,11 +118,11 @@ class _SigmoidInput(_OutputRange):
 
     SATURATION = 8.0
 
-    def _output_range(self) -> tuple[float, float]:
-        return -self.SATURATION, self.SATURATION
-
     def __init__(self, per_channel: bool = True):
         self.per_channel = bool(per_channel)
+
+    def _output_range(self) -> tuple[float, float]:
+        return -self.SATURATION, self.SATURATION
 
     def _weight_quantizer(self):
         if self.per_channel:
