@@ -82,7 +82,7 @@ def test_a_planner_the_simulation_misses_gets_the_largest_scratch_on_top(models,
     fail: TFLM's own head plus the largest CMSIS-NN scratch buffer, still a bound."""
     tflite = models["tinyspeech_m"]
     exact = board_arena.board_arena_bytes(tflite)
-    monkeypatch.setattr(board_arena, "planned_head", lambda *_a, **_k: 10 ** 6)
+    monkeypatch.setattr(board_arena, "_planned_head", lambda *_a, **_k: 10 ** 6)
     fallback = board_arena.board_arena_bytes(tflite)
     # M's largest scratch is the 25x1 pool kernel's (2 * 28 * 25 bytes, rounded to 16)
     assert fallback["head"] == exact["host_head"] + 1408 >= exact["head"]

@@ -129,7 +129,10 @@ def cmsis_nn_scratch(op: dict, tensors: list[dict]) -> int:
 def planned_head(tflite_bytes: bytes, cmsis_nn: bool = False) -> int:
     """Bytes of the arena's head (activations, and scratch buffers) as TFLM's greedy planner
     lays them out; ``cmsis_nn`` adds each op's CMSIS-NN scratch for the duration of the op."""
-    fb = parse_flatbuffer(tflite_bytes)
+    return _planned_head(parse_flatbuffer(tflite_bytes), cmsis_nn)
+
+
+def _planned_head(fb: dict, cmsis_nn: bool) -> int:
     ops, tensors = fb["ops"], fb["tensors"]
     first: dict[int, int] = {t: 0 for t in fb["inputs"]}
     last: dict[int, int] = {}
@@ -157,13 +160,13 @@ def board_arena_bytes(tflite_bytes: bytes) -> dict:
     report = parse_allocation_report(tflm.allocation_report(tflite_bytes, host_arena))
     if report["head"] is None or report["tail"] is None:
         raise RuntimeError("TFLM's allocation report lacks its head or tail")
-    simulated = planned_head(tflite_bytes)
+    fb = parse_flatbuffer(tflite_bytes)
+    simulated = _planned_head(fb, cmsis_nn=False)
     if simulated <= report["head"]:
         # Scratch the host's reference kernels requested (the simulation has none) stays too.
-        head = planned_head(tflite_bytes, cmsis_nn=True) + report["head"] - simulated
+        head = _planned_head(fb, cmsis_nn=True) + report["head"] - simulated
     else:
         # This TFLM plans otherwise than the simulation: the largest scratch on top of its head.
-        fb = parse_flatbuffer(tflite_bytes)
         head = report["head"] + max((_round(cmsis_nn_scratch(op, fb["tensors"]))
                                      for op in fb["ops"]), default=0)
     saving = 0

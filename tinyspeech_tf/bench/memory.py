@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from tinyspeech_tf.board_arena import greedy_plan, parse_allocation_report
+from tinyspeech_tf.board_arena import greedy_plan, parse_allocation_report, planned_head
 from tinyspeech_tf.quantize.flatbuffer import parse_flatbuffer
 
 __all__ = ["activation_peak", "arena_breakdown", "greedy_plan", "parse_allocation_report"]
@@ -16,9 +16,9 @@ def activation_peak(tflite_bytes: bytes) -> dict:
 
     A non-constant tensor is live from the op that produces it (the graph input: from the
     start) to the last op that reads it (a graph output: to the end). The peak sum is the
-    lower bound any memory plan needs for the arena head; ``greedy_plan_bytes`` is the
-    first-fit-decreasing plan of the same lifetimes (TFLM's algorithm), which can exceed the
-    bound by fragmentation and alignment.
+    lower bound any memory plan needs for the arena head; ``greedy_plan_bytes`` is TFLM's
+    greedy plan of the same tensors (:func:`tinyspeech_tf.board_arena.planned_head`), which
+    can exceed the bound by fragmentation and alignment.
     """
     fb = parse_flatbuffer(tflite_bytes)
     n_ops = len(fb["ops"])
@@ -57,9 +57,7 @@ def activation_peak(tflite_bytes: bytes) -> dict:
 
     return {
         "peak_bytes": int(peak_bytes), "peak_op_index": peak_k, "peak_op": op["op"],
-        "greedy_plan_bytes": greedy_plan(
-            [(t["bytes"], max(first[t["index"]], 0), min(last.get(t["index"], n_ops), n_ops - 1))
-             for t in acts]),
+        "greedy_plan_bytes": planned_head(tflite_bytes),
         "live": [{"tensor": t["index"], "shape": t["shape"], "type": t["type"],
                   "bytes": t["bytes"],
                   "produced_by": ("graph input" if t["index"] in fb["inputs"] else
