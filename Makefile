@@ -185,12 +185,14 @@ explore-arena8k: $(STAMP)
 		EXPLORE_START="$(ARENA8K_START)"
 
 # TinySpeech-M's TFLM graph before and after its deployment forms (fused residual, A*S + 1
-# and the global pool as depthwise convs), with the hard-sigmoid gate, and the 8 KB-arena
-# design, over SEEDS seeds of the real recipe: accuracy, bytes, arena, operators, host
-# latency -> reports/m_graph.{json,md}.
+# and the global pool as depthwise convs), with the cheaper variants measured for a board's
+# instruction budget (hard-sigmoid gate; the head conv at stride 2 in time, and in both axes),
+# and the 8 KB-arena design, over SEEDS seeds of the real recipe: accuracy, bytes, arena,
+# operators, host latency, estimated Cortex-M4 instructions -> reports/m_graph.{json,md}.
 m-graph-report: $(STAMP)
 	$(VENV)/bin/tinyspeech seeds reports/specs/m_plain.json tinyspeech_m \
-		reports/specs/m_hard_gate.json tinyspeech_m_arena8k --data $(REAL) --seeds $(SEEDS) \
+		reports/specs/m_hard_gate.json reports/specs/m_head_s21.json \
+		reports/specs/m_head_s2.json tinyspeech_m_arena8k --data $(REAL) --seeds $(SEEDS) \
 		--runs runs/m_graph --report reports/m_graph
 
 # Architectures compared over SEEDS training seeds by the real-data recipe (one run's accuracy

@@ -213,7 +213,9 @@ def test_bench_without_data_measures_shipped_models_and_skips_peers(tmp_path, mo
 def test_ratios_against_reference(benched):
     by_name = benched["by_name"]
     ref, m = by_name[bench.REFERENCE], by_name["tinyspeech_m"]
-    assert ref["ratios"] == {"bytes": 1.0, "arena": 1.0, "latency": 1.0}
+    assert ref["ratios"] == {"bytes": 1.0, "arena": 1.0, "latency": 1.0, "instructions": 1.0}
+    assert m["ratios"]["instructions"] == pytest.approx(
+        m["cmsis_nn_instructions"] / ref["cmsis_nn_instructions"])
     assert m["ratios"]["bytes"] == pytest.approx(m["tflite_bytes"] / ref["tflite_bytes"])
     assert m["ratios"]["arena"] == pytest.approx(m["arena_bytes"] / ref["arena_bytes"])
     assert m["ratios"]["latency"] == pytest.approx(
@@ -224,13 +226,15 @@ def test_ratios_against_reference(benched):
 def test_add_ratios_uses_the_named_reference():
     def row(name, size, arena, lat):
         return {"name": name, "status": "measured", "tflite_bytes": size, "arena_bytes": arena,
-                "latency": {"median_us": lat}}
+                "latency": {"median_us": lat}, "cmsis_nn_instructions": 2 * size}
 
     entries = [row("a", 100, 50, 10.0), row(bench.REFERENCE, 400, 200, 40.0),
                {"name": "gone", "status": "not run"}]
     bench.add_ratios(entries)
-    assert entries[0]["ratios"] == {"bytes": 0.25, "arena": 0.25, "latency": 0.25}
-    assert entries[1]["ratios"] == {"bytes": 1.0, "arena": 1.0, "latency": 1.0}
+    assert entries[0]["ratios"] == {"bytes": 0.25, "arena": 0.25, "latency": 0.25,
+                                    "instructions": 0.25}
+    assert entries[1]["ratios"] == {"bytes": 1.0, "arena": 1.0, "latency": 1.0,
+                                    "instructions": 1.0}
     assert entries[2]["ratios"] is None
     no_ref = [row("a", 100, 50, 10.0)]
     bench.add_ratios(no_ref)

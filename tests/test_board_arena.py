@@ -2,14 +2,13 @@
 scratch rules, and the bound against a real Cortex-M4 build's measurement."""
 
 import json
-from pathlib import Path
 
 import pytest
 
-from tinyspeech_tf import board_arena, quantize, tflm, zoo
+from tinyspeech_tf import board_arena, board_cost, quantize, tflm, zoo
 from tinyspeech_tf._compat import keras
 
-BUILD = Path(__file__).parent / "fixtures" / "cortex_m4_arena"
+BUILD = board_cost.MEASURED
 
 
 @pytest.fixture(scope="module")

@@ -40,9 +40,10 @@ def test_seeds_trains_each_seed_then_reuses_the_runs(tone_set, tmp_path, capsys,
     first = (tmp_path / "runs" / "tiny_seed3" / "model_int8.tflite").read_bytes()
     assert row["ops"] == quantize.op_count(first) >= len(quantize.op_set(first))
     assert row["latency_us"] > 0
-    from tinyspeech_tf import board_arena
+    from tinyspeech_tf import board_arena, board_cost
 
     assert row["arena_32bit_bytes"] == board_arena.board_arena_bytes(first)["arena"]
+    assert row["cmsis_nn_instructions"] == board_cost.estimate(first)["instructions"] > 0
 
     # A second call finds both runs finished with this exact recipe and trains nothing.
     def no_training(*_args, **_kwargs):

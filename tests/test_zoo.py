@@ -260,6 +260,9 @@ def test_zoo_cost_is_the_trained_models(name, tone_set, tmp_path, capsys):
     row = json.loads(capsys.readouterr().out)[name]
     assert (row["tflite_bytes"], row["arena_bytes"], row["ops"]) == (
         len(trained), tflm.arena_bytes(trained), quantize.op_set(trained))
+    from tinyspeech_tf import board_cost
+
+    assert row["cmsis_nn_instructions"] == board_cost.estimate(trained)["instructions"]
     assert _shared_constants(cost.int8_flatbuffer(zoo.get(name), cost.per_channel(name))) == 0
 
 
@@ -269,7 +272,8 @@ def test_cli_zoo_readme_rewrites_only_its_block(tmp_path, capsys, monkeypatch):
     from tinyspeech_tf import zoo_report
 
     monkeypatch.setattr(zoo_report, "measure", lambda name: {
-        "params": 1, "macs": 2, "tflite_bytes": 3, "arena_bytes": 4, "ops": ["CONV_2D"]})
+        "params": 1, "macs": 2, "tflite_bytes": 3, "arena_bytes": 4, "ops": ["CONV_2D"],
+        "cmsis_nn_instructions": 5_000})
     readme = tmp_path / "README.md"
     readme.write_text("intro\n<!-- zoo:start -->\nold\n<!-- zoo:end -->\noutro\n")
     assert main(["zoo", "--readme", str(readme)]) == 0

@@ -8,7 +8,7 @@ directions:
   tensor (24 bytes on the host, 12 on a 32-bit target), one node-and-registration struct per
   op (64 and 32) and a ``TfLiteTensor`` per model input and output (64 and 40). A real
   Cortex-M4 build used markedly less than the host figure (its measurement is
-  ``tests/fixtures/cortex_m4_arena``).
+  ``tinyspeech_tf/measured/cortex_m4``).
 - CMSIS-NN kernels (the Arduino library's, Zephyr's option) ask for scratch buffers: an
   im2col buffer for a convolution, a repacked kernel for a depthwise conv that is not 3x3.
   The planner places them beside the tensors live during their op, so at the arena's peak they

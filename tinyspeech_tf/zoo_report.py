@@ -1,7 +1,10 @@
 """``tinyspeech zoo``: what each zoo model costs on a microcontroller.
 
-For every model: parameters, MACs, the op set after full-int8 conversion, the .tflite size and
-the minimum TFLM arena measured in the TFLM Python interpreter, all as a trained model of the
+For every model: parameters, MACs, the op set after full-int8 conversion, the .tflite size,
+the minimum TFLM arena measured in the TFLM Python interpreter and the instructions per
+inference a Cortex-M4 with CMSIS-NN is estimated to run (:mod:`tinyspeech_tf.board_cost`:
+MACs say little there, where element-wise ops without a CMSIS-NN kernel cost hundreds of
+instructions per value), all as a trained model of the
 architecture ships them (:mod:`tinyspeech_tf.quantize.cost`, the measurement ``explore`` and
 ``bench`` use too): a fresh model's identical constants would be stored once and under-count it.
 
@@ -40,14 +43,15 @@ def table(results: dict[str, dict]) -> str:
         return f"{value:,}" if isinstance(value, int) else "-"
 
     lines = ["| model | params | paper params | MACs | paper MACs | .tflite bytes "
-             "| arena bytes | ops |",
-             "|---|---:|---:|---:|---:|---:|---:|---|"]
+             "| arena bytes | est. M4 instructions | ops |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---|"]
     for name, r in results.items():
         paper = PAPER.get(name, {})
         lines.append(
             f"| {name} | {fmt(r['params'])} | {fmt(paper.get('params'))} | {fmt(r['macs'])} "
             f"| {fmt(paper.get('macs'))} | {fmt(r['tflite_bytes'])} "
-            f"| {fmt(r['arena_bytes'])} | {' '.join(r['ops'])} |")
+            f"| {fmt(r['arena_bytes'])} | {r['cmsis_nn_instructions'] / 1e6:.2f}M "
+            f"| {' '.join(r['ops'])} |")
     return "\n".join(lines)
 
 

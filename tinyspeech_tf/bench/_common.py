@@ -28,3 +28,7 @@ def fmt_int(value: int | None) -> str:
 
 def fmt_ratio(value: float | None) -> str:
     return "-" if value is None else f"{value:.2f}×"
+
+
+def fmt_millions(value: int | None) -> str:
+    return "-" if value is None else f"{value / 1e6:.2f}M"

@@ -68,7 +68,8 @@ def machine_info() -> dict:
 
 
 def add_ratios(entries: list[dict], reference: str = REFERENCE) -> None:
-    """ratios[bytes|arena|latency] = entry / reference, measured rows only (None if absent)."""
+    """ratios[bytes|arena|latency|instructions] = entry / reference, measured rows only (None
+    if absent)."""
     ref = next((e for e in entries if e["name"] == reference and e["status"] == "measured"),
                None)
     for e in entries:
@@ -79,7 +80,8 @@ def add_ratios(entries: list[dict], reference: str = REFERENCE) -> None:
             (ref.get("latency") or {}).get("median_us")
         e["ratios"] = {"bytes": e["tflite_bytes"] / ref["tflite_bytes"],
                        "arena": e["arena_bytes"] / ref["arena_bytes"],
-                       "latency": lat / ref_lat if lat and ref_lat else None}
+                       "latency": lat / ref_lat if lat and ref_lat else None,
+                       "instructions": e["cmsis_nn_instructions"] / ref["cmsis_nn_instructions"]}
 
 
 

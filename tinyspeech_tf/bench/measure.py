@@ -93,10 +93,12 @@ def _measure_run(name: str, run: Run, val: ValSet | None) -> tuple[dict, bytes]:
 
 
 def flatbuffer_facts(tflite: bytes) -> dict:
-    """What every row reads from its int8 flatbuffer: bytes, TFLM arena, op set, input shape."""
-    from tinyspeech_tf import quantize, tflm
+    """What every row reads from its int8 flatbuffer: bytes, TFLM arena, estimated Cortex-M4
+    CMSIS-NN instructions (:mod:`tinyspeech_tf.board_cost`), op set, input shape."""
+    from tinyspeech_tf import board_cost, quantize, tflm
 
     return {"tflite_bytes": len(tflite), "arena_bytes": tflm.arena_bytes(tflite),
+            "cmsis_nn_instructions": board_cost.estimate(tflite)["instructions"],
             "ops": quantize.op_set(tflite),
             "input_shape": quantize.io_quantization(tflite)["input_shape"]}
 

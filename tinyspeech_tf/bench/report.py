@@ -13,6 +13,7 @@ import os
 from pathlib import Path
 
 from tinyspeech_tf.bench._common import fmt_int as _int
+from tinyspeech_tf.bench._common import fmt_millions as _millions
 from tinyspeech_tf.bench._common import fmt_ratio as _ratio
 from tinyspeech_tf.bench._common import pct as _pct
 from tinyspeech_tf.io import replace_marked, write_atomic
@@ -21,7 +22,8 @@ README_START = "<!-- bench:start -->"
 README_END = "<!-- bench:end -->"
 
 HEADER = ("| model | source | float acc | int8 acc (TFLM) | params | MACs | .tflite bytes "
-          "| arena bytes | latency µs median (p90) | bytes × ref | arena × ref | latency × ref |")
+          "| arena bytes | latency µs median (p90) | est. M4 instructions | bytes × ref "
+          "| arena × ref | latency × ref | instructions × ref |")
 
 
 def table(results: dict) -> str:
@@ -33,7 +35,7 @@ def table(results: dict) -> str:
             notes.append(text)
         return f"<sup>{notes.index(text) + 1}</sup>"
 
-    lines = [HEADER, "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    lines = [HEADER, "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for e in results["models"]:
         name = f"**{e['name']}**" if e["name"] == results["reference"] else e["name"]
         if e["status"] != "measured":
@@ -45,7 +47,8 @@ def table(results: dict) -> str:
                 f"| {name} | {e['status']}: {e['reason']} | - | - "
                 f"| {_int(arch and arch['params'])} | {_int(arch and arch['macs'])} "
                 f"| {_int(arch and arch['tflite_bytes'])}{mark} "
-                f"| {_int(arch and arch['arena_bytes'])}{mark} | - | - | - | - |")
+                f"| {_int(arch and arch['arena_bytes'])}{mark} | - "
+                f"| {_millions(arch and arch['cmsis_nn_instructions'])}{mark} | - | - | - | - |")
             continue
         if e["kind"] in ("zoo", "variant"):
             source = f"`{e['source']}` ({e['epochs']}+{e['qat_epochs']} QAT ep)"
@@ -88,14 +91,16 @@ def table(results: dict) -> str:
         lat_text = (f"{lat['median_us']:,.0f} ({lat['p90_us']:,.0f})" if lat else "-")
         lines.append(f"| {name} | {source} | {fl} | {acc} | {params} | {_int(e.get('macs'))} "
                      f"| {_int(e['tflite_bytes'])} | {_int(e['arena_bytes'])} | {lat_text} "
+                     f"| {_millions(e['cmsis_nn_instructions'])} "
                      f"| {_ratio(r.get('bytes'))} | {_ratio(r.get('arena'))} "
-                     f"| {_ratio(r.get('latency'))} |")
+                     f"| {_ratio(r.get('latency'))} | {_ratio(r.get('instructions'))} |")
     paper_mark = note("paper Table 1 (Wong et al. 2020): its own training and Google Speech "
                       "Commands test set, 8-bit; not measured here and not directly comparable "
                       "with the rows above")
     for name, p in results["paper"].items():
         lines.append(f"| {name} (paper){paper_mark} | paper Table 1 | - | {_pct(p['accuracy'])} "
-                     f"| {_int(p['params'])} | {_int(p['macs'])} | - | - | - | - | - | - |")
+                     f"| {_int(p['params'])} | {_int(p['macs'])} | - | - | - | - | - | - | - "
+                     "| - |")
     s = results["settings"]
     scored = (f"every model scored by the same code (`train.evaluate_int8`, MLPerf 49×10 MFCC "
               f"front-end, TFLM interpreter) on `{results['data']}` validation "
@@ -108,7 +113,10 @@ def table(results: dict) -> str:
            "models interleaved round-robin (one invoke each per round, random order within "
            "the round), one fixed random int8 input, each model in its own interpreter with "
            "its minimum arena. Arena: minimum TFLM arena on this 64-bit host (an upper bound "
-           f"for 32-bit Cortex-M). Ratios: × **{results['reference']}** measured in this run.",
+           "for 32-bit Cortex-M). Est. M4 instructions: per inference on a Cortex-M4 with "
+           "CMSIS-NN kernels, each op type priced by the rate a real-TFLM build measured "
+           "(tinyspeech_tf.board_cost), not a board's measurement. Ratios: × "
+           f"**{results['reference']}** measured in this run.",
            ""]
     out += [f"{i}. {text}" for i, text in enumerate(notes, 1)]
     out += ["", frontend_line(results), "", machine_line(results)]

@@ -87,16 +87,18 @@ def measure(model, per_channel: bool, *, qat: bool = True, seed: int = 0,
     """Costs of ``model``'s architecture once trained, and the flatbuffer they were read from.
 
     The costs are ``params`` (Keras count, batch norm included), ``macs``, ``tflite_bytes``,
-    ``arena_bytes`` (minimum TFLM arena on this host) and ``ops``. Overwrites ``model``'s
-    weights.
+    ``arena_bytes`` (minimum TFLM arena on this host), ``ops`` and ``cmsis_nn_instructions``
+    (estimated per inference on a Cortex-M4, :mod:`tinyspeech_tf.board_cost`). Overwrites
+    ``model``'s weights.
     """
-    from tinyspeech_tf import quantize, tflm
+    from tinyspeech_tf import board_cost, quantize, tflm
     from tinyspeech_tf.zoo import profile
 
     costs = {"params": int(model.count_params()), "macs": int(profile.total_macs(model))}
     tflite = int8_flatbuffer(model, per_channel, qat=qat, seed=seed, allowed_ops=allowed_ops)
     costs.update(tflite_bytes=len(tflite), arena_bytes=tflm.arena_bytes(tflite),
-                 ops=quantize.op_set(tflite))
+                 ops=quantize.op_set(tflite),
+                 cmsis_nn_instructions=board_cost.estimate(tflite)["instructions"])
     return costs, tflite
 
 

@@ -83,9 +83,10 @@ def compare(architectures: list[str], data: str, seeds: list[int], runs: str, fi
 
 
 def _add_graph_costs(rows: list[dict], rounds: int) -> None:
-    """Operator count, the 32-bit target's arena (:mod:`tinyspeech_tf.board_arena`) and
-    interleaved host TFLM latency of each row's first-seed model."""
-    from tinyspeech_tf import board_arena, quantize, tflm
+    """Operator count, the 32-bit target's arena (:mod:`tinyspeech_tf.board_arena`), estimated
+    Cortex-M4 CMSIS-NN instructions (:mod:`tinyspeech_tf.board_cost`) and interleaved host TFLM
+    latency of each row's first-seed model."""
+    from tinyspeech_tf import board_arena, board_cost, quantize, tflm
     from tinyspeech_tf.runs import read_tflite
 
     models = {row["architecture"]: read_tflite(Path(row["runs"][0]["run"]) / "model_int8.tflite")
@@ -97,6 +98,8 @@ def _add_graph_costs(rows: list[dict], rounds: int) -> None:
         row["ops"] = quantize.op_count(models[row["architecture"]])
         row["arena_32bit_bytes"] = board_arena.board_arena_bytes(
             models[row["architecture"]])["arena"]
+        row["cmsis_nn_instructions"] = board_cost.estimate(
+            models[row["architecture"]])["instructions"]
         row["latency_us"] = latency[row["architecture"]]["median_us"]
 
 
@@ -110,8 +113,8 @@ def to_markdown(report: dict) -> str:
              + f"; seeds {', '.join(map(str, seeds))}. Accuracy is int8 in TFLM.", "",
              "| architecture | " + " | ".join(f"seed {s}" for s in seeds)
              + " | mean | min..max | float mean | .tflite bytes | arena bytes "
-             "| 32-bit arena bytes | params | TFLM ops | host µs |",
-             "|---|" + "---:|" * (len(seeds) + 9)]
+             "| 32-bit arena bytes | params | TFLM ops | host µs | est. M4 instructions |",
+             "|---|" + "---:|" * (len(seeds) + 10)]
     for row in report["architectures"]:
         lines.append(f"| {row['architecture']} | "
                      + " | ".join(f"{r['int8_tflm']:.2%}" for r in row["runs"])
@@ -119,10 +122,13 @@ def to_markdown(report: dict) -> str:
                      f"| {row['float_mean']:.2%} | {row['tflite_bytes']:,} "
                      f"| {row['arena_bytes']:,} | {row['arena_32bit_bytes']:,} "
                      f"| {row['params']:,} "
-                     f"| {row['ops']} | {row['latency_us']:.1f} |")
+                     f"| {row['ops']} | {row['latency_us']:.1f} "
+                     f"| {row['cmsis_nn_instructions'] / 1e6:.2f}M |")
     return "\n".join(lines + ["", "Arena bytes: the 64-bit host's, measured in TFLM. 32-bit "
                                "arena bytes, TFLM ops and host µs: the first seed's int8 "
                                "model; the 32-bit arena is an upper bound for a Cortex-M with "
                                "CMSIS-NN (tinyspeech_tf.board_arena); host µs is the median of "
                                "interleaved invokes in the TFLM Python interpreter (reference "
-                               "kernels), not a board's time.", ""])
+                               "kernels), not a board's time; est. M4 instructions: per "
+                               "inference with CMSIS-NN on a Cortex-M4, priced by the rates "
+                               "of a real build's measurement (tinyspeech_tf.board_cost).", ""])

@@ -43,6 +43,10 @@ here and why:
   (``scale_op="depthwise"``), so a condenser's only ops besides convolutions are its max-pool,
   sigmoid, resize and one MUL. ``gate="hard_sigmoid"`` would drop the sigmoid too (fused into
   the projection conv), at a cost in accuracy measured in ``reports/m_graph.md``.
+- M's head conv (3x3, 12 to 28 channels at 25x5) is most of its MACs and, by the Cortex-M4
+  estimate of :mod:`tinyspeech_tf.board_cost`, most of its instructions. At stride 2 it would
+  cost well under half, but the measured accuracy fell by two points at stride 2 in time and
+  by four in both axes (``reports/m_graph.md``): M keeps it at stride 1.
 """
 
 from __future__ import annotations
