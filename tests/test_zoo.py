@@ -171,8 +171,10 @@ def test_cli_zoo_json(capsys):
     report = json.loads(capsys.readouterr().out)
     assert list(report) == ["tinyspeech_m", "tiny_conv"]
     for row in report.values():
-        assert set(row) == {"params", "macs", "tflite_bytes", "arena_bytes", "ops"}
+        assert set(row) == {"params", "macs", "tflite_bytes", "arena_bytes", "ops",
+                            "cmsis_nn_instructions"}
         assert row["tflite_bytes"] > 0 and row["arena_bytes"] > 0
+        assert row["cmsis_nn_instructions"] > 0
     assert report["tinyspeech_m"]["params"] == zoo.get("tinyspeech_m").count_params()
 
 
