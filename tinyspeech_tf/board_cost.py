@@ -80,11 +80,11 @@ def measurement() -> dict:
 def rates() -> dict[str, float]:
     """Instructions per work unit by op type, from the measurement: ``"convolution"`` per MAC
     (with everything unitemised), each itemised op type per element; the measured model's other
-    op types at 0 (inside the convolution rate)."""
+    ops at 0 (their cost is inside the convolution rate)."""
     m = measurement()
     work = work_by_op((MEASURED / m["model"]).read_bytes())
     itemised = m["cmsis_nn_instructions_by_op"]
-    out = {name: 0.0 for name in work}
+    out = {name: 0.0 for name in work if name not in CONVOLUTIONS}
     out.update({name: count / work[name] for name, count in itemised.items()})
     macs = sum(work.get(name, 0) for name in CONVOLUTIONS)
     out["convolution"] = (m["instructions_per_inference"]["cmsis_nn"]
